@@ -1,0 +1,1 @@
+//! The Odoo data plane (being built).

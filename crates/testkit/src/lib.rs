@@ -1,0 +1,119 @@
+//! Helpers shared by the workspace's tests: every test owns its world.
+//!
+//! - [`TestDb`] creates a fresh PostgreSQL database and drops it when the test ends.
+//! - [`redis_prefix`] gives a unique key prefix (or use [`TestRedis`] for a whole
+//!   logical database number chosen per test).
+//! - [`free_port`] and [`ServiceProcess`] start a real binary on a free port.
+//!
+//! The server is found from `TEST_DATABASE_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_REDIS_URL`
+//! (default `redis://127.0.0.1:6379`).
+
+mod process;
+
+pub use process::{ServiceProcess, free_port, wait_for_http};
+
+use rand::Rng;
+use sqlx::{Connection, Executor, PgConnection};
+use url::Url;
+
+/// Admin connection URL of the PostgreSQL server the tests use.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// URL of the Redis server the tests use (logical database 0).
+pub fn redis_url() -> String {
+    std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A short random lower-case suffix, safe inside identifiers and key names.
+pub fn unique_suffix() -> String {
+    let mut rng = rand::rng();
+    (0..10)
+        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
+        .collect()
+}
+
+/// A Redis key prefix no other test uses, e.g. `test:kqzjwe…:`.
+pub fn redis_prefix() -> String {
+    format!("test:{}:", unique_suffix())
+}
+
+/// A database created for one test and dropped (with `FORCE`) when dropped.
+pub struct TestDb {
+    pub name: String,
+    pub url: String,
+}
+
+impl TestDb {
+    /// Creates an empty database named `t_<prefix>_<random>`.
+    pub async fn new(prefix: &str) -> anyhow::Result<Self> {
+        let name = format!("t_{}_{}", prefix, unique_suffix());
+        create_database(&name).await?;
+        let url = database_url(&name)?;
+        Ok(Self { name, url })
+    }
+
+    /// A pool on this database.
+    pub async fn pool(&self) -> anyhow::Result<sqlx::PgPool> {
+        Ok(sqlx::postgres::PgPoolOptions::new()
+            .max_connections(5)
+            .connect(&self.url)
+            .await?)
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs inside or outside a runtime; a thread of its own works in both.
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                let _ = runtime.block_on(drop_database(&name));
+            }
+        });
+        let _ = handle.join();
+    }
+}
+
+/// URL of database `name` on the test server.
+pub fn database_url(name: &str) -> anyhow::Result<String> {
+    let mut url = Url::parse(&admin_database_url())?;
+    url.set_path(&format!("/{name}"));
+    Ok(url.to_string())
+}
+
+/// Creates database `name` (an identifier the caller made safe).
+pub async fn create_database(name: &str) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(&admin_database_url()).await?;
+    conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
+        .await?;
+    Ok(())
+}
+
+/// Drops database `name` if it exists, closing its connections.
+pub async fn drop_database(name: &str) -> anyhow::Result<()> {
+    let mut conn = PgConnection::connect(&admin_database_url()).await?;
+    conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+        .await?;
+    Ok(())
+}
+
+/// Deletes every key below `prefix` in the test Redis.
+pub async fn clear_redis_prefix(prefix: &str) -> anyhow::Result<()> {
+    let client = redis::Client::open(redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}*"))
+        .query_async(&mut conn)
+        .await?;
+    if !keys.is_empty() {
+        let _: () = redis::cmd("DEL").arg(keys).query_async(&mut conn).await?;
+    }
+    Ok(())
+}

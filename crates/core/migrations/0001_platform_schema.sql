@@ -66,7 +66,7 @@ CREATE TABLE tenants (
     server_id       uuid REFERENCES servers(id) ON DELETE RESTRICT,
     state           text NOT NULL CHECK (state IN
                         ('pending', 'provisioning', 'active', 'suspended', 'failed', 'deleting', 'deleted')),
-    db_name         text NOT NULL UNIQUE CHECK (db_name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+    db_name         text NOT NULL CHECK (db_name ~ '^[a-z_][a-z0-9_]{0,62}$'),
     suspend_reason  text,
     trial_ends_at   timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),
@@ -82,6 +82,8 @@ CREATE TABLE tenants (
 
 -- A subdomain is unique among tenants that still exist.
 CREATE UNIQUE INDEX tenants_live_subdomain_key ON tenants (subdomain) WHERE state <> 'deleted';
+-- A deleted tenant's database is gone, so its name may be used again.
+CREATE UNIQUE INDEX tenants_live_db_name_key ON tenants (db_name) WHERE state <> 'deleted';
 CREATE INDEX tenants_state_created_idx ON tenants (state, created_at DESC, id);
 CREATE INDEX tenants_customer_idx ON tenants (customer_id, created_at DESC);
 CREATE INDEX tenants_created_idx ON tenants (created_at DESC, id DESC);

@@ -1,1 +1,13 @@
-//! Core of odoo-saas.
+//! Core of odoo-saas: configuration, the platform database, domain rules and
+//! the plumbing every service shares.
+
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod run;
+pub mod service;
+pub mod startup;
+pub mod telemetry;
+
+pub use config::{Config, Env, Service};
+pub use startup::StartupError;

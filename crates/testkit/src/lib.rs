@@ -9,6 +9,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`).
 
+pub mod contract;
 mod process;
 
 pub use process::{ServiceProcess, free_port, wait_for_http};

@@ -1,1 +1,40 @@
-//! worker service.
+//! The worker: runs operations from the queue; serves only `/healthz`, `/readyz` and `/metrics` on `WORKER_PORT` (5002).
+//!
+//! `main` stays thin: [`build`] makes the application from a validated
+//! configuration and [`App::serve`] runs it on any listener, so tests start
+//! it on port 0.
+
+use std::future::Future;
+
+use axum::Router;
+use saas_core::run::{self, SchemaPolicy};
+use saas_core::{Config, StartupError};
+use tokio::net::TcpListener;
+
+/// The worker application, ready to serve.
+pub struct App {
+    router: Router,
+}
+
+/// Connects to PostgreSQL, waits until admin has migrated the schema and
+/// assembles the routes.
+pub async fn build(config: &Config) -> Result<App, StartupError> {
+    let base = run::start(config, SchemaPolicy::Wait).await?;
+    let router = base.router(Router::new());
+    Ok(App { router })
+}
+
+impl App {
+    pub fn router(&self) -> Router {
+        self.router.clone()
+    }
+
+    /// Serves until `shutdown` resolves, then drains in-flight requests.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        saas_core::service::serve(listener, self.router, shutdown).await
+    }
+}

@@ -1,0 +1,538 @@
+//! Configuration from environment variables, validated once at start-up.
+//!
+//! Every variable the code reads is named in [`KNOWN_VARS`]; a test checks
+//! that `.env.example` documents each of them. A missing or malformed value
+//! becomes a [`ConfigError`] naming the variable, what it expects and what it
+//! got, with secrets redacted.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+use url::Url;
+
+/// Every environment variable read by admin, portal or worker.
+pub const KNOWN_VARS: &[&str] = &[
+    "DATABASE_URL",
+    "REDIS_URL",
+    "BIND_ADDR",
+    "ADMIN_PORT",
+    "PORTAL_PORT",
+    "WORKER_PORT",
+    "BASE_DOMAIN",
+    "SECRET_KEY",
+    "LOG_FORMAT",
+    "LOG_LEVEL",
+    "APP_ENV",
+    "PUBLIC_SCHEME",
+    "SCHEMA_WAIT_SECS",
+    "DB_MAX_CONNECTIONS",
+];
+
+/// Which service is starting: decides the port variable and its default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Admin,
+    Portal,
+    Worker,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Admin => "admin",
+            Service::Portal => "portal",
+            Service::Worker => "worker",
+        }
+    }
+
+    /// The variable that sets this service's port.
+    pub fn port_var(self) -> &'static str {
+        match self {
+            Service::Admin => "ADMIN_PORT",
+            Service::Portal => "PORTAL_PORT",
+            Service::Worker => "WORKER_PORT",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Service::Admin => 5000,
+            Service::Portal => 5001,
+            Service::Worker => 5002,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+/// A value could not be used: names the variable, what it expects and what it got.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub var: &'static str,
+    pub expected: String,
+    /// What was found, already redacted; `None` when the variable is unset.
+    pub got: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.got {
+            Some(got) => write!(
+                f,
+                "config error: {}: expected {}, got {:?}",
+                self.var, self.expected, got
+            ),
+            None => write!(
+                f,
+                "config error: {}: expected {}, but it is not set",
+                self.var, self.expected
+            ),
+        }
+    }
+}
+
+/// Validated configuration of one service.
+#[derive(Clone)]
+pub struct Config {
+    pub service: Service,
+    pub database_url: SecretString,
+    pub redis_url: SecretString,
+    pub bind_addr: IpAddr,
+    pub port: u16,
+    pub base_domain: String,
+    pub secret_key: SecretString,
+    pub log_format: LogFormat,
+    pub log_level: String,
+    pub app_env: AppEnv,
+    pub public_scheme: String,
+    pub schema_wait: Duration,
+    pub db_max_connections: u32,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("service", &self.service)
+            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field("redis_url", &redact_url(self.redis_url.expose_secret()))
+            .field("bind_addr", &self.bind_addr)
+            .field("port", &self.port)
+            .field("base_domain", &self.base_domain)
+            .field("log_format", &self.log_format)
+            .field("app_env", &self.app_env)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A snapshot of the variables to read: the process environment (after
+/// `.env`), or a map in tests.
+#[derive(Debug, Clone, Default)]
+pub struct Env {
+    vars: HashMap<String, String>,
+}
+
+impl Env {
+    /// The process environment, after loading `.env` from the working
+    /// directory when present (variables already set win). `SAAS_NO_DOTENV=1`
+    /// skips the file.
+    pub fn from_process() -> Self {
+        if std::env::var_os("SAAS_NO_DOTENV").is_none() {
+            let _ = dotenvy::dotenv();
+        }
+        Self {
+            vars: std::env::vars().collect(),
+        }
+    }
+
+    pub fn from_pairs<K: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (K, V)>,
+    ) -> Self {
+        Self {
+            vars: pairs
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+        }
+    }
+
+    /// The value of `name`, treating an empty string as unset.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    pub fn required(&self, name: &'static str, expected: &str) -> Result<&str, ConfigError> {
+        self.get(name).ok_or_else(|| ConfigError {
+            var: name,
+            expected: expected.to_owned(),
+            got: None,
+        })
+    }
+
+    /// Parses `name` with `parse`, or returns `default` when unset.
+    pub fn parse_or<T>(
+        &self,
+        name: &'static str,
+        default: T,
+        expected: &str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Result<T, ConfigError> {
+        match self.get(name) {
+            None => Ok(default),
+            Some(raw) => parse(raw.trim()).ok_or_else(|| ConfigError {
+                var: name,
+                expected: expected.to_owned(),
+                got: Some(raw.to_owned()),
+            }),
+        }
+    }
+}
+
+impl Config {
+    /// Reads and validates the configuration of `service` from `env`.
+    pub fn from_env(service: Service, env: &Env) -> Result<Self, ConfigError> {
+        let app_env = env.parse_or(
+            "APP_ENV",
+            AppEnv::Development,
+            "development or production",
+            |v| match v {
+                "development" => Some(AppEnv::Development),
+                "production" => Some(AppEnv::Production),
+                _ => None,
+            },
+        )?;
+        let database_url = parse_database_url(env)?;
+        let redis_url = parse_redis_url(env)?;
+        let bind_addr = env.parse_or(
+            "BIND_ADDR",
+            IpAddr::from([0, 0, 0, 0]),
+            "an IP address such as 0.0.0.0",
+            |v| v.parse().ok(),
+        )?;
+        let port = env.parse_or(
+            service.port_var(),
+            service.default_port(),
+            "a port number from 1 to 65535",
+            |v| v.parse::<u16>().ok().filter(|p| *p > 0),
+        )?;
+        let base_domain = parse_base_domain(env)?;
+        let secret_key = parse_secret_key(env, app_env)?;
+        let log_format = env.parse_or("LOG_FORMAT", LogFormat::Text, "text or json", |v| {
+            match v {
+                "text" => Some(LogFormat::Text),
+                "json" => Some(LogFormat::Json),
+                _ => None,
+            }
+        })?;
+        let log_level = env.parse_or(
+            "LOG_LEVEL",
+            "info".to_owned(),
+            "a tracing filter such as info or saas_core=debug,info",
+            |v| {
+                tracing_subscriber::EnvFilter::try_new(v)
+                    .ok()
+                    .map(|_| v.to_owned())
+            },
+        )?;
+        let public_scheme = env.parse_or(
+            "PUBLIC_SCHEME",
+            "https".to_owned(),
+            "http or https",
+            |v| matches!(v, "http" | "https").then(|| v.to_owned()),
+        )?;
+        let schema_wait = env.parse_or(
+            "SCHEMA_WAIT_SECS",
+            Duration::from_secs(60),
+            "a whole number of seconds from 0 to 3600",
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .map(Duration::from_secs)
+            },
+        )?;
+        let db_max_connections = env.parse_or(
+            "DB_MAX_CONNECTIONS",
+            10,
+            "a whole number from 1 to 1000",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
+        )?;
+        Ok(Self {
+            service,
+            database_url,
+            redis_url,
+            bind_addr,
+            port,
+            base_domain,
+            secret_key,
+            log_format,
+            log_level,
+            app_env,
+            public_scheme,
+            schema_wait,
+            db_max_connections,
+        })
+    }
+
+    /// `host:port` of the PostgreSQL server, for messages (no credentials).
+    pub fn database_endpoint(&self) -> String {
+        endpoint(self.database_url.expose_secret(), 5432)
+    }
+
+    /// `host:port` of the Redis server, for messages (no credentials).
+    pub fn redis_endpoint(&self) -> String {
+        endpoint(self.redis_url.expose_secret(), 6379)
+    }
+
+    /// The database name in `DATABASE_URL`.
+    pub fn database_name(&self) -> String {
+        Url::parse(self.database_url.expose_secret())
+            .map(|u| u.path().trim_start_matches('/').to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The user name in `DATABASE_URL`.
+    pub fn database_user(&self) -> String {
+        Url::parse(self.database_url.expose_secret())
+            .map(|u| u.username().to_owned())
+            .unwrap_or_default()
+    }
+}
+
+const DATABASE_URL_SHAPE: &str = "postgres://user:password@host:port/database";
+const REDIS_URL_SHAPE: &str = "redis://host:port/db";
+
+fn parse_database_url(env: &Env) -> Result<SecretString, ConfigError> {
+    let raw = env.required("DATABASE_URL", DATABASE_URL_SHAPE)?;
+    let bad = || ConfigError {
+        var: "DATABASE_URL",
+        expected: DATABASE_URL_SHAPE.to_owned(),
+        got: Some(redact_url(raw)),
+    };
+    let url = Url::parse(raw).map_err(|_| bad())?;
+    let scheme_ok = matches!(url.scheme(), "postgres" | "postgresql");
+    let has_db = url.path().trim_start_matches('/').len() > 0;
+    if !scheme_ok || url.host_str().is_none_or(str::is_empty) || !has_db {
+        return Err(bad());
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+fn parse_redis_url(env: &Env) -> Result<SecretString, ConfigError> {
+    let raw = env.required("REDIS_URL", REDIS_URL_SHAPE)?;
+    let bad = || ConfigError {
+        var: "REDIS_URL",
+        expected: REDIS_URL_SHAPE.to_owned(),
+        got: Some(redact_url(raw)),
+    };
+    let url = Url::parse(raw).map_err(|_| bad())?;
+    let scheme_ok = matches!(url.scheme(), "redis" | "rediss");
+    let db = url.path().trim_start_matches('/');
+    let db_ok = db.is_empty() || db.parse::<u32>().is_ok();
+    if !scheme_ok || url.host_str().is_none_or(str::is_empty) || !db_ok {
+        return Err(bad());
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+fn parse_base_domain(env: &Env) -> Result<String, ConfigError> {
+    let expected = "a domain name such as saas.example.com or localhost";
+    env.parse_or("BASE_DOMAIN", "localhost".to_owned(), expected, |v| {
+        let v = v.to_ascii_lowercase();
+        let ok = v.len() <= 200
+            && v.split('.').all(|label| {
+                !label.is_empty()
+                    && label.len() <= 63
+                    && !label.starts_with('-')
+                    && !label.ends_with('-')
+                    && label
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            });
+        ok.then_some(v)
+    })
+}
+
+/// Values from `.env.example` start with this; production refuses them.
+pub const EXAMPLE_SECRET_MARKER: &str = "change-me";
+
+fn parse_secret_key(env: &Env, app_env: AppEnv) -> Result<SecretString, ConfigError> {
+    let expected = "a random string of at least 32 characters (e.g. `openssl rand -hex 32`)";
+    let raw = env.required("SECRET_KEY", expected)?;
+    let described = format!("a value of {} characters", raw.chars().count());
+    if raw.chars().count() < 32 {
+        return Err(ConfigError {
+            var: "SECRET_KEY",
+            expected: expected.to_owned(),
+            got: Some(described),
+        });
+    }
+    if app_env == AppEnv::Production && raw.contains(EXAMPLE_SECRET_MARKER) {
+        return Err(ConfigError {
+            var: "SECRET_KEY",
+            expected: "a value of your own in production, not the one from .env.example".to_owned(),
+            got: Some("the example value".to_owned()),
+        });
+    }
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+/// The URL with any password replaced by `***`; unparsable input is shown
+/// only up to its first `@`, so a password can never leak.
+pub fn redact_url(raw: &str) -> String {
+    match Url::parse(raw) {
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.to_string()
+        }
+        Err(_) => match raw.rfind('@') {
+            Some(at) => format!("***{}", &raw[at..]),
+            None => raw.to_owned(),
+        },
+    }
+}
+
+fn endpoint(raw: &str, default_port: u16) -> String {
+    match Url::parse(raw) {
+        Ok(url) => format!(
+            "{}:{}",
+            url.host_str().unwrap_or("?"),
+            url.port().unwrap_or(default_port)
+        ),
+        Err(_) => "?".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Vec<(&'static str, &'static str)> {
+        vec![
+            ("DATABASE_URL", "postgres://saas:s3cret@db:5432/platform"),
+            ("REDIS_URL", "redis://redis:6379/0"),
+            ("SECRET_KEY", "0123456789abcdef0123456789abcdef"),
+        ]
+    }
+
+    fn with(extra: &[(&'static str, &'static str)]) -> Env {
+        let mut pairs = base();
+        pairs.retain(|(k, _)| !extra.iter().any(|(e, _)| e == k));
+        pairs.extend_from_slice(extra);
+        Env::from_pairs(pairs)
+    }
+
+    #[test]
+    fn defaults_apply() -> Result<(), ConfigError> {
+        let config = Config::from_env(Service::Admin, &with(&[]))?;
+        assert_eq!(config.port, 5000);
+        assert_eq!(config.bind_addr.to_string(), "0.0.0.0");
+        assert_eq!(config.database_endpoint(), "db:5432");
+        assert_eq!(config.redis_endpoint(), "redis:6379");
+        assert_eq!(config.database_name(), "platform");
+        assert_eq!(Config::from_env(Service::Worker, &with(&[]))?.port, 5002);
+        Ok(())
+    }
+
+    #[test]
+    fn malformed_redis_url_is_named() {
+        let Err(err) = Config::from_env(Service::Admin, &with(&[("REDIS_URL", "}redis:6379")]))
+        else {
+            panic!("accepted a malformed REDIS_URL");
+        };
+        assert_eq!(
+            err.to_string(),
+            r#"config error: REDIS_URL: expected redis://host:port/db, got "}redis:6379""#
+        );
+    }
+
+    #[test]
+    fn bad_port_names_the_variable() {
+        let Err(err) = Config::from_env(Service::Portal, &with(&[("PORTAL_PORT", "abc")])) else {
+            panic!("accepted PORTAL_PORT=abc");
+        };
+        assert_eq!(err.var, "PORTAL_PORT");
+        assert!(err.to_string().contains("\"abc\""));
+    }
+
+    #[test]
+    fn database_password_never_printed() {
+        let Err(err) = Config::from_env(
+            Service::Admin,
+            &with(&[("DATABASE_URL", "mysql://saas:s3cret@db/platform")]),
+        ) else {
+            panic!("accepted a mysql URL");
+        };
+        let text = err.to_string();
+        assert!(text.contains("DATABASE_URL"));
+        assert!(!text.contains("s3cret"), "{text}");
+        assert!(!format!("{:?}", err).contains("s3cret"));
+    }
+
+    #[test]
+    fn unparsable_url_hides_everything_before_the_at() {
+        assert_eq!(redact_url("not a url:pw@host"), "***@host");
+        assert_eq!(
+            redact_url("postgres://u:pw@h:1/d"),
+            "postgres://u:***@h:1/d"
+        );
+    }
+
+    #[test]
+    fn short_secret_key_is_refused_without_echo() {
+        let Err(err) = Config::from_env(Service::Admin, &with(&[("SECRET_KEY", "tiny-secret")]))
+        else {
+            panic!("accepted a short key");
+        };
+        assert!(!err.to_string().contains("tiny-secret"));
+    }
+
+    #[test]
+    fn production_refuses_the_example_secret() {
+        let env = with(&[
+            ("APP_ENV", "production"),
+            ("SECRET_KEY", "change-me-to-a-long-random-string-0123456789"),
+        ]);
+        let Err(err) = Config::from_env(Service::Admin, &env) else {
+            panic!("production accepted the example key");
+        };
+        assert_eq!(err.var, "SECRET_KEY");
+    }
+
+    #[test]
+    fn missing_variable_says_it_is_not_set() {
+        let env = Env::from_pairs([("REDIS_URL", "redis://r:6379")]);
+        let Err(err) = Config::from_env(Service::Admin, &env) else {
+            panic!("accepted a missing DATABASE_URL");
+        };
+        assert_eq!(
+            err.to_string(),
+            "config error: DATABASE_URL: expected postgres://user:password@host:port/database, but it is not set"
+        );
+    }
+
+    #[test]
+    fn debug_output_hides_secrets() -> Result<(), ConfigError> {
+        let config = Config::from_env(Service::Admin, &with(&[]))?;
+        let text = format!("{config:?}");
+        assert!(!text.contains("s3cret") && !text.contains("0123456789abcdef"));
+        Ok(())
+    }
+}

@@ -1,0 +1,246 @@
+//! What every service shares: health endpoints, request tracing, metrics
+//! layers, listening, and graceful shutdown.
+
+use std::future::Future;
+use std::future::IntoFuture;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderName, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sqlx::PgPool;
+use tokio::net::TcpListener;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::config::Config;
+use crate::startup::StartupError;
+use crate::telemetry::{HttpMetrics, Metrics, track_http};
+
+/// How long graceful shutdown may wait for in-flight requests.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(9);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// Handles to the platform's dependencies, checked by `/readyz`.
+#[derive(Clone)]
+pub struct Dependencies {
+    pub db: PgPool,
+    pub redis: redis::Client,
+    pub metrics: Metrics,
+}
+
+impl Dependencies {
+    /// Opens the Redis client (no connection yet: readiness reports it) and
+    /// registers the shared metrics.
+    pub fn new(config: &Config, db: PgPool) -> Result<Self, StartupError> {
+        let redis = redis::Client::open(config.redis_url.expose_secret()).map_err(|err| {
+            StartupError::RedisUnreachable { endpoint: config.redis_endpoint(), reason: err.to_string() }
+        })?;
+        let metrics = Metrics::new().map_err(|err| StartupError::Internal(err.to_string()))?;
+        Ok(Self { db, redis, metrics })
+    }
+
+    /// Checks PostgreSQL and Redis, each bounded, and updates the gauges.
+    pub async fn readiness(&self) -> Readiness {
+        let (postgres, redis) = tokio::join!(self.check_postgres(), self.check_redis());
+        let readiness = Readiness { postgres, redis };
+        self.metrics
+            .dependency_up
+            .with_label_values(&["postgres"])
+            .set(f64::from(u8::from(readiness.postgres.is_ok())));
+        self.metrics
+            .dependency_up
+            .with_label_values(&["redis"])
+            .set(f64::from(u8::from(readiness.redis.is_ok())));
+        self.metrics
+            .service_ready
+            .set(f64::from(u8::from(readiness.is_ready())));
+        readiness
+    }
+
+    async fn check_postgres(&self) -> Result<(), String> {
+        let query = sqlx::query("SELECT 1").execute(&self.db);
+        match tokio::time::timeout(CHECK_TIMEOUT, query).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        }
+    }
+
+    async fn check_redis(&self) -> Result<(), String> {
+        let ping = async {
+            let mut conn = self.redis.get_multiplexed_async_connection().await?;
+            redis::cmd("PING").query_async::<String>(&mut conn).await
+        };
+        match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(err.to_string()),
+            Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
+        }
+    }
+
+    /// Keeps the readiness gauges fresh for Prometheus between probes.
+    pub fn spawn_readiness_refresh(&self) -> tokio::task::JoinHandle<()> {
+        let deps = self.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(15));
+            loop {
+                tick.tick().await;
+                deps.readiness().await;
+            }
+        })
+    }
+}
+
+/// The outcome of one readiness check.
+pub struct Readiness {
+    pub postgres: Result<(), String>,
+    pub redis: Result<(), String>,
+}
+
+impl Readiness {
+    pub fn is_ready(&self) -> bool {
+        self.postgres.is_ok() && self.redis.is_ok()
+    }
+}
+
+impl IntoResponse for Readiness {
+    fn into_response(self) -> Response {
+        let describe = |check: &Result<(), String>| match check {
+            Ok(()) => json!({ "ok": true }),
+            Err(reason) => json!({ "ok": false, "error": reason }),
+        };
+        let failed: Vec<&str> = [("postgres", &self.postgres), ("redis", &self.redis)]
+            .into_iter()
+            .filter(|(_, check)| check.is_err())
+            .map(|(name, _)| name)
+            .collect();
+        let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let body = json!({
+            "status": if failed.is_empty() { "ready" } else { "unavailable" },
+            "failed": failed,
+            "checks": { "postgres": describe(&self.postgres), "redis": describe(&self.redis) },
+        });
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+/// `/healthz`, `/readyz` and `/metrics`.
+pub fn ops_router(deps: Dependencies) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(deps)
+}
+
+async fn healthz() -> impl IntoResponse {
+    axum::Json(json!({ "status": "alive" }))
+}
+
+async fn readyz(State(deps): State<Dependencies>) -> Readiness {
+    deps.readiness().await
+}
+
+async fn metrics(State(deps): State<Dependencies>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        deps.metrics.render(),
+    )
+}
+
+/// Applies the layers every HTTP service has, once, at the root: request
+/// metrics by matched route, tracing spans with the request id, and an
+/// `x-request-id` header on every response.
+pub fn with_common_layers(router: Router, http_metrics: HttpMetrics) -> Router {
+    router
+        .layer(axum::middleware::from_fn_with_state(http_metrics, track_http))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("unmatched", MatchedPath::as_str);
+                let request_id = request
+                    .headers()
+                    .get(&REQUEST_ID)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                tracing::info_span!("request", method = %request.method(), route, request_id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID))
+        .layer(SetRequestIdLayer::new(REQUEST_ID, MakeRequestUuid))
+}
+
+/// Binds the service's address, naming the port variable on failure.
+pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
+    TcpListener::bind((config.bind_addr, config.port))
+        .await
+        .map_err(|err| StartupError::from_bind(config, &err))
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(err) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %err, "cannot listen for SIGINT");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutdown requested: finishing in-flight requests");
+}
+
+/// Serves `router` until `shutdown` resolves, then lets in-flight requests
+/// finish for at most [`SHUTDOWN_GRACE`].
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
+    let server = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        let _ = stopping_tx.send(true);
+    })
+    .into_future();
+    tokio::pin!(server);
+    let grace_expired = async {
+        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(SHUTDOWN_GRACE).await;
+    };
+    tokio::select! {
+        served = &mut server => served,
+        () = grace_expired => {
+            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! The portal binary as a real process against its own database.
+
+use saas_testkit::TestDb;
+use saas_testkit::contract::{self, Binary};
+
+fn binary() -> Binary {
+    Binary::new(env!("CARGO_BIN_EXE_portal"), "PORTAL_PORT")
+}
+
+async fn database() -> anyhow::Result<TestDb> {
+    let db = TestDb::new("portal").await?;
+    saas_core::db::MIGRATOR.run(&db.pool().await?).await?;
+    Ok(db)
+}
+
+#[tokio::test]
+async fn serves_health_readiness_and_metrics() -> anyhow::Result<()> {
+    contract::health_ready_metrics(&binary(), &database().await?).await
+}
+
+#[tokio::test]
+async fn readyz_names_unreachable_redis() -> anyhow::Result<()> {
+    contract::readyz_names_unreachable_redis(&binary(), &database().await?).await
+}
+
+#[tokio::test]
+async fn bad_configuration_exits_2_naming_the_variable() -> anyhow::Result<()> {
+    contract::bad_config_exits_2(&binary(), &database().await?).await
+}
+
+#[tokio::test]
+async fn port_in_use_names_the_variable() -> anyhow::Result<()> {
+    contract::port_in_use_is_named(&binary(), &database().await?).await
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_slow_request_finish_then_exits_0() -> anyhow::Result<()> {
+    contract::sigterm_drains_slow_request(&binary(), &database().await?).await
+}

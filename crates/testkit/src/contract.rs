@@ -1,0 +1,179 @@
+//! The behaviour every service binary shares, checked against the real
+//! process: health endpoints, readiness, metrics, configuration errors,
+//! port conflicts and graceful shutdown. Each binary's tests call these.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, ensure};
+use tokio::io::AsyncReadExt;
+
+use crate::{ServiceProcess, TestDb, free_port};
+
+const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123";
+
+/// A service binary under test.
+#[derive(Debug, Clone)]
+pub struct Binary {
+    pub path: PathBuf,
+    /// The variable that sets its port, e.g. `ADMIN_PORT`.
+    pub port_var: &'static str,
+}
+
+impl Binary {
+    pub fn new(path: &str, port_var: &'static str) -> Self {
+        Self { path: PathBuf::from(path), port_var }
+    }
+
+    /// A complete, valid environment for this binary on `port` against `db`.
+    pub fn env(&self, db: &TestDb, port: u16) -> HashMap<String, String> {
+        HashMap::from([
+            ("DATABASE_URL".to_owned(), db.url.clone()),
+            ("REDIS_URL".to_owned(), crate::redis_url()),
+            ("SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
+            ("BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
+            (self.port_var.to_owned(), port.to_string()),
+            ("SCHEMA_WAIT_SECS".to_owned(), "10".to_owned()),
+            ("LOG_LEVEL".to_owned(), "info".to_owned()),
+        ])
+    }
+
+    /// Starts the binary with `env` and waits until `/healthz` answers.
+    pub async fn start(
+        &self,
+        env: &HashMap<String, String>,
+    ) -> anyhow::Result<(ServiceProcess, String)> {
+        let port = env
+            .get(self.port_var)
+            .context("env has no port")?
+            .parse::<u16>()?;
+        let mut process = ServiceProcess::spawn(&self.path, &[], env)?;
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        for _ in 0..300 {
+            if client.get(format!("{base}/healthz")).send().await.is_ok() {
+                return Ok((process, base));
+            }
+            if let Ok(status) = process.wait(Duration::from_millis(50)).await {
+                anyhow::bail!("exited early with {status}; log:\n{}", process.log());
+            }
+        }
+        anyhow::bail!("never answered /healthz; log:\n{}", process.log())
+    }
+}
+
+/// `/healthz` 200, `/readyz` 200, and `/metrics` counting the request made.
+pub async fn health_ready_metrics(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    let (_process, base) = bin.start(&bin.env(db, free_port()?)).await?;
+    let client = reqwest::Client::new();
+    let health = client.get(format!("{base}/healthz")).send().await?;
+    ensure!(health.status() == 200, "healthz: {}", health.status());
+    ensure!(health.headers().contains_key("x-request-id"), "no request id header");
+    let ready = client.get(format!("{base}/readyz")).send().await?;
+    let status = ready.status();
+    let body = ready.text().await?;
+    ensure!(status == 200, "readyz: {status} {body}");
+    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    let counter = r#"http_requests_total{method="GET",route="/healthz",status="200"}"#;
+    ensure!(metrics.contains(counter), "no {counter} in:\n{metrics}");
+    ensure!(metrics.contains("http_request_duration_seconds_bucket"), "no latency histogram");
+    ensure!(metrics.contains("process_resident_memory_bytes"), "no process metrics");
+    ensure!(metrics.contains("service_ready 1"), "service_ready not 1:\n{metrics}");
+    // An unknown path is counted under a fixed label, never its raw path.
+    client.get(format!("{base}/no/such/path/12345")).send().await?;
+    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    ensure!(!metrics.contains("12345"), "raw path leaked into labels");
+    ensure!(metrics.contains(r#"route="unmatched""#), "unmatched route not labelled");
+    Ok(())
+}
+
+/// `/readyz` answers 503 naming Redis when `REDIS_URL` points at a closed port.
+pub async fn readyz_names_unreachable_redis(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    let mut env = bin.env(db, free_port()?);
+    env.insert("REDIS_URL".to_owned(), format!("redis://127.0.0.1:{}/0", free_port()?));
+    let (_process, base) = bin.start(&env).await?;
+    let response = reqwest::get(format!("{base}/readyz")).await?;
+    ensure!(response.status() == 503, "readyz: {}", response.status());
+    let body: serde_json::Value = response.json().await?;
+    ensure!(body["failed"] == serde_json::json!(["redis"]), "body: {body}");
+    ensure!(body["checks"]["postgres"]["ok"] == true, "body: {body}");
+    Ok(())
+}
+
+/// Missing or malformed configuration exits 2 naming the variable, and a
+/// password in a URL is never printed.
+pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    let valid = bin.env(db, free_port()?);
+    let password_url = "postgres://saas:Sup3rS3cretPw@127.0.0.1:5432/platform";
+    let cases: Vec<(&str, Option<String>)> = vec![
+        ("DATABASE_URL", None),
+        ("REDIS_URL", Some("}redis:6379".to_owned())),
+        (bin.port_var, Some("abc".to_owned())),
+        ("DATABASE_URL", Some(password_url.replace("postgres://", "mysql://"))),
+        ("SECRET_KEY", Some("short".to_owned())),
+    ];
+    for (var, value) in cases {
+        let mut env = valid.clone();
+        match &value {
+            Some(value) => env.insert(var.to_owned(), value.clone()),
+            None => env.remove(var),
+        };
+        let mut process = ServiceProcess::spawn(&bin.path, &[], &env)?;
+        let status = process.wait(Duration::from_secs(10)).await?;
+        let log = process.log();
+        ensure!(status.code() == Some(2), "{var}={value:?}: exit {status}; log:\n{log}");
+        let line = format!("config error: {var}: expected");
+        ensure!(log.contains(&line), "{var}: no {line:?} in:\n{log}");
+        ensure!(log.trim().lines().count() == 1, "{var}: more than one line:\n{log}");
+        ensure!(!log.contains("Sup3rS3cretPw"), "{var}: secret printed:\n{log}");
+    }
+    Ok(())
+}
+
+/// A port already taken fails start-up with a line naming the port variable.
+pub async fn port_in_use_is_named(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let port = taken.local_addr()?.port();
+    let mut process = ServiceProcess::spawn(&bin.path, &[], &bin.env(db, port))?;
+    let status = process.wait(Duration::from_secs(20)).await?;
+    let log = process.log();
+    ensure!(!status.success(), "started on a taken port");
+    let expected = format!("port {port} on 127.0.0.1 is already in use");
+    ensure!(log.contains(&expected), "no {expected:?} in:\n{log}");
+    ensure!(log.contains(&format!("set {} to a free port", bin.port_var)), "{log}");
+    Ok(())
+}
+
+/// SIGTERM while a request is in flight: the request still gets its answer
+/// and the process exits 0 within 10 s.
+///
+/// The slow request is a real one: `/readyz` against a "Redis" that accepts
+/// connections and never answers, so the check waits for its timeout.
+pub async fn sigterm_drains_slow_request(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    let silent_redis = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let silent_port = silent_redis.local_addr()?.port();
+    let hold_open = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut socket, _)) = silent_redis.accept().await {
+            // Read and never answer.
+            held.push(tokio::spawn(async move {
+                let mut buf = [0u8; 1024];
+                while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+            }));
+        }
+    });
+    let mut env = bin.env(db, free_port()?);
+    env.insert("REDIS_URL".to_owned(), format!("redis://127.0.0.1:{silent_port}/0"));
+    let (mut process, base) = bin.start(&env).await?;
+    let slow = tokio::spawn(async move { reqwest::get(format!("{base}/readyz")).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ensure!(!slow.is_finished(), "the request was not slow");
+    process.signal("TERM")?;
+    let response = slow.await??;
+    ensure!(response.status() == 503, "slow request answered {}", response.status());
+    let status = process.wait(Duration::from_secs(10)).await?;
+    ensure!(status.success(), "exit {status}; log:\n{}", process.log());
+    hold_open.abort();
+    Ok(())
+}

@@ -126,7 +126,10 @@ impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Config")
             .field("service", &self.service)
-            .field("database_url", &redact_url(self.database_url.expose_secret()))
+            .field(
+                "database_url",
+                &redact_url(self.database_url.expose_secret()),
+            )
             .field("redis_url", &redact_url(self.redis_url.expose_secret()))
             .field("bind_addr", &self.bind_addr)
             .field("port", &self.port)
@@ -232,16 +235,15 @@ impl Config {
         )?;
         let base_domain = parse_base_domain(env)?;
         let secret_key = parse_secret_key(env, app_env)?;
-        let log_format = env.parse_or("LOG_FORMAT", LogFormat::Text, "text or json", |v| {
-            match v {
+        let log_format =
+            env.parse_or("LOG_FORMAT", LogFormat::Text, "text or json", |v| match v {
                 "text" => Some(LogFormat::Text),
                 "json" => Some(LogFormat::Json),
                 _ => None,
-            }
-        })?;
+            })?;
         let log_level = env.parse_or(
             "LOG_LEVEL",
-            "info".to_owned(),
+            "info,sqlx=warn".to_owned(),
             "a tracing filter such as info or saas_core=debug,info",
             |v| {
                 tracing_subscriber::EnvFilter::try_new(v)
@@ -249,12 +251,10 @@ impl Config {
                     .map(|_| v.to_owned())
             },
         )?;
-        let public_scheme = env.parse_or(
-            "PUBLIC_SCHEME",
-            "https".to_owned(),
-            "http or https",
-            |v| matches!(v, "http" | "https").then(|| v.to_owned()),
-        )?;
+        let public_scheme =
+            env.parse_or("PUBLIC_SCHEME", "https".to_owned(), "http or https", |v| {
+                matches!(v, "http" | "https").then(|| v.to_owned())
+            })?;
         let schema_wait = env.parse_or(
             "SCHEMA_WAIT_SECS",
             Duration::from_secs(60),
@@ -326,7 +326,7 @@ fn parse_database_url(env: &Env) -> Result<SecretString, ConfigError> {
     };
     let url = Url::parse(raw).map_err(|_| bad())?;
     let scheme_ok = matches!(url.scheme(), "postgres" | "postgresql");
-    let has_db = url.path().trim_start_matches('/').len() > 0;
+    let has_db = !url.path().trim_start_matches('/').is_empty();
     if !scheme_ok || url.host_str().is_none_or(str::is_empty) || !has_db {
         return Err(bad());
     }

@@ -116,11 +116,12 @@ pub async fn create_database_if_missing(config: &Config) -> Result<bool, Startup
     let mut conn = PgConnection::connect_with(&options.database("postgres"))
         .await
         .map_err(|err| StartupError::from_database(config, &err))?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&name)
-        .fetch_one(&mut conn)
-        .await
-        .map_err(|err| StartupError::from_database(config, &err))?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|err| StartupError::from_database(config, &err))?;
     if exists {
         return Ok(false);
     }

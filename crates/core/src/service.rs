@@ -39,7 +39,10 @@ impl Dependencies {
     /// registers the shared metrics.
     pub fn new(config: &Config, db: PgPool) -> Result<Self, StartupError> {
         let redis = redis::Client::open(config.redis_url.expose_secret()).map_err(|err| {
-            StartupError::RedisUnreachable { endpoint: config.redis_endpoint(), reason: err.to_string() }
+            StartupError::RedisUnreachable {
+                endpoint: config.redis_endpoint(),
+                reason: err.to_string(),
+            }
         })?;
         let metrics = Metrics::new().map_err(|err| StartupError::Internal(err.to_string()))?;
         Ok(Self { db, redis, metrics })
@@ -120,7 +123,11 @@ impl IntoResponse for Readiness {
             .filter(|(_, check)| check.is_err())
             .map(|(name, _)| name)
             .collect();
-        let status = if failed.is_empty() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+        let status = if failed.is_empty() {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        };
         let body = json!({
             "status": if failed.is_empty() { "ready" } else { "unavailable" },
             "failed": failed,
@@ -149,7 +156,10 @@ async fn readyz(State(deps): State<Dependencies>) -> Readiness {
 
 async fn metrics(State(deps): State<Dependencies>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         deps.metrics.render(),
     )
 }
@@ -159,7 +169,10 @@ async fn metrics(State(deps): State<Dependencies>) -> impl IntoResponse {
 /// `x-request-id` header on every response.
 pub fn with_common_layers(router: Router, http_metrics: HttpMetrics) -> Router {
     router
-        .layer(axum::middleware::from_fn_with_state(http_metrics, track_http))
+        .layer(axum::middleware::from_fn_with_state(
+            http_metrics,
+            track_http,
+        ))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
                 let route = request

@@ -30,15 +30,29 @@ pub enum StartupError {
     #[error(
         "port {port} on {addr} is already in use: stop whatever listens there or set {var} to a free port"
     )]
-    PortInUse { var: &'static str, addr: String, port: u16 },
+    PortInUse {
+        var: &'static str,
+        addr: String,
+        port: u16,
+    },
     #[error("cannot listen on {addr}:{port} ({var}): {reason}")]
-    Bind { var: &'static str, addr: String, port: u16, reason: String },
+    Bind {
+        var: &'static str,
+        addr: String,
+        port: u16,
+        reason: String,
+    },
     #[error(
         "the platform schema in {database:?} is not current after {waited_secs} s \
          (applied: {applied}, expected: {expected}); is `admin` running its migrations? \
          Raise SCHEMA_WAIT_SECS to wait longer"
     )]
-    SchemaNotReady { database: String, waited_secs: u64, applied: String, expected: String },
+    SchemaNotReady {
+        database: String,
+        waited_secs: u64,
+        applied: String,
+        expected: String,
+    },
     #[error("migrating the platform schema failed: {0}")]
     Migrate(String),
     #[error("internal start-up failure: {0}")]
@@ -60,23 +74,33 @@ impl StartupError {
         if let Some(db_err) = err.as_database_error() {
             match db_err.code().as_deref() {
                 Some("28P01") | Some("28000") => {
-                    return StartupError::DatabasePassword { endpoint, user: config.database_user() };
+                    return StartupError::DatabasePassword {
+                        endpoint,
+                        user: config.database_user(),
+                    };
                 }
                 Some("3D000") => {
-                    return StartupError::DatabaseMissing { endpoint, database: config.database_name() };
+                    return StartupError::DatabaseMissing {
+                        endpoint,
+                        database: config.database_name(),
+                    };
                 }
                 _ => {}
             }
         }
         match err {
-            sqlx::Error::Io(io_err) => {
-                StartupError::DatabaseUnreachable { endpoint, reason: io_err.to_string() }
-            }
+            sqlx::Error::Io(io_err) => StartupError::DatabaseUnreachable {
+                endpoint,
+                reason: io_err.to_string(),
+            },
             sqlx::Error::PoolTimedOut => StartupError::DatabaseUnreachable {
                 endpoint,
                 reason: "timed out while connecting".to_owned(),
             },
-            other => StartupError::Database { endpoint, reason: other.to_string() },
+            other => StartupError::Database {
+                endpoint,
+                reason: other.to_string(),
+            },
         }
     }
 
@@ -92,7 +116,12 @@ impl StartupError {
         if err.kind() == io::ErrorKind::AddrInUse {
             StartupError::PortInUse { var, addr, port }
         } else {
-            StartupError::Bind { var, addr, port, reason: err.to_string() }
+            StartupError::Bind {
+                var,
+                addr,
+                port,
+                reason: err.to_string(),
+            }
         }
     }
 }

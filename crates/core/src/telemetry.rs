@@ -47,12 +47,19 @@ impl Metrics {
             "1 when PostgreSQL and Redis answered the last readiness check",
         )?;
         let dependency_up = GaugeVec::new(
-            Opts::new("dependency_up", "1 when the dependency answered the last check"),
+            Opts::new(
+                "dependency_up",
+                "1 when the dependency answered the last check",
+            ),
             &["dependency"],
         )?;
         registry.register(Box::new(service_ready.clone()))?;
         registry.register(Box::new(dependency_up.clone()))?;
-        Ok(Self { registry, service_ready, dependency_up })
+        Ok(Self {
+            registry,
+            service_ready,
+            dependency_up,
+        })
     }
 
     /// The registry in Prometheus' text format.
@@ -77,7 +84,10 @@ impl HttpMetrics {
     pub fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
         let labels = &["method", "route", "status"];
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by method, matched route and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by method, matched route and status",
+            ),
             labels,
         )?;
         let duration = HistogramVec::new(
@@ -97,7 +107,11 @@ impl HttpMetrics {
 }
 
 /// Middleware recording every request under its matched route.
-pub async fn track_http(State(metrics): State<HttpMetrics>, request: Request, next: Next) -> Response {
+pub async fn track_http(
+    State(metrics): State<HttpMetrics>,
+    request: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = request.method().as_str().to_owned();
     let route = request

@@ -23,7 +23,10 @@ pub struct Binary {
 
 impl Binary {
     pub fn new(path: &str, port_var: &'static str) -> Self {
-        Self { path: PathBuf::from(path), port_var }
+        Self {
+            path: PathBuf::from(path),
+            port_var,
+        }
     }
 
     /// A complete, valid environment for this binary on `port` against `db`.
@@ -69,34 +72,68 @@ pub async fn health_ready_metrics(bin: &Binary, db: &TestDb) -> anyhow::Result<(
     let client = reqwest::Client::new();
     let health = client.get(format!("{base}/healthz")).send().await?;
     ensure!(health.status() == 200, "healthz: {}", health.status());
-    ensure!(health.headers().contains_key("x-request-id"), "no request id header");
+    ensure!(
+        health.headers().contains_key("x-request-id"),
+        "no request id header"
+    );
     let ready = client.get(format!("{base}/readyz")).send().await?;
     let status = ready.status();
     let body = ready.text().await?;
     ensure!(status == 200, "readyz: {status} {body}");
-    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     let counter = r#"http_requests_total{method="GET",route="/healthz",status="200"}"#;
     ensure!(metrics.contains(counter), "no {counter} in:\n{metrics}");
-    ensure!(metrics.contains("http_request_duration_seconds_bucket"), "no latency histogram");
-    ensure!(metrics.contains("process_resident_memory_bytes"), "no process metrics");
-    ensure!(metrics.contains("service_ready 1"), "service_ready not 1:\n{metrics}");
+    ensure!(
+        metrics.contains("http_request_duration_seconds_bucket"),
+        "no latency histogram"
+    );
+    ensure!(
+        metrics.contains("process_resident_memory_bytes"),
+        "no process metrics"
+    );
+    ensure!(
+        metrics.contains("service_ready 1"),
+        "service_ready not 1:\n{metrics}"
+    );
     // An unknown path is counted under a fixed label, never its raw path.
-    client.get(format!("{base}/no/such/path/12345")).send().await?;
-    let metrics = client.get(format!("{base}/metrics")).send().await?.text().await?;
+    client
+        .get(format!("{base}/no/such/path/12345"))
+        .send()
+        .await?;
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await?
+        .text()
+        .await?;
     ensure!(!metrics.contains("12345"), "raw path leaked into labels");
-    ensure!(metrics.contains(r#"route="unmatched""#), "unmatched route not labelled");
+    ensure!(
+        metrics.contains(r#"route="unmatched""#),
+        "unmatched route not labelled"
+    );
     Ok(())
 }
 
 /// `/readyz` answers 503 naming Redis when `REDIS_URL` points at a closed port.
 pub async fn readyz_names_unreachable_redis(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
     let mut env = bin.env(db, free_port()?);
-    env.insert("REDIS_URL".to_owned(), format!("redis://127.0.0.1:{}/0", free_port()?));
+    env.insert(
+        "REDIS_URL".to_owned(),
+        format!("redis://127.0.0.1:{}/0", free_port()?),
+    );
     let (_process, base) = bin.start(&env).await?;
     let response = reqwest::get(format!("{base}/readyz")).await?;
     ensure!(response.status() == 503, "readyz: {}", response.status());
     let body: serde_json::Value = response.json().await?;
-    ensure!(body["failed"] == serde_json::json!(["redis"]), "body: {body}");
+    ensure!(
+        body["failed"] == serde_json::json!(["redis"]),
+        "body: {body}"
+    );
     ensure!(body["checks"]["postgres"]["ok"] == true, "body: {body}");
     Ok(())
 }
@@ -110,7 +147,10 @@ pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()>
         ("DATABASE_URL", None),
         ("REDIS_URL", Some("}redis:6379".to_owned())),
         (bin.port_var, Some("abc".to_owned())),
-        ("DATABASE_URL", Some(password_url.replace("postgres://", "mysql://"))),
+        (
+            "DATABASE_URL",
+            Some(password_url.replace("postgres://", "mysql://")),
+        ),
         ("SECRET_KEY", Some("short".to_owned())),
     ];
     for (var, value) in cases {
@@ -122,11 +162,20 @@ pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()>
         let mut process = ServiceProcess::spawn(&bin.path, &[], &env)?;
         let status = process.wait(Duration::from_secs(10)).await?;
         let log = process.log();
-        ensure!(status.code() == Some(2), "{var}={value:?}: exit {status}; log:\n{log}");
+        ensure!(
+            status.code() == Some(2),
+            "{var}={value:?}: exit {status}; log:\n{log}"
+        );
         let line = format!("config error: {var}: expected");
         ensure!(log.contains(&line), "{var}: no {line:?} in:\n{log}");
-        ensure!(log.trim().lines().count() == 1, "{var}: more than one line:\n{log}");
-        ensure!(!log.contains("Sup3rS3cretPw"), "{var}: secret printed:\n{log}");
+        ensure!(
+            log.trim().lines().count() == 1,
+            "{var}: more than one line:\n{log}"
+        );
+        ensure!(
+            !log.contains("Sup3rS3cretPw"),
+            "{var}: secret printed:\n{log}"
+        );
     }
     Ok(())
 }
@@ -141,7 +190,10 @@ pub async fn port_in_use_is_named(bin: &Binary, db: &TestDb) -> anyhow::Result<(
     ensure!(!status.success(), "started on a taken port");
     let expected = format!("port {port} on 127.0.0.1 is already in use");
     ensure!(log.contains(&expected), "no {expected:?} in:\n{log}");
-    ensure!(log.contains(&format!("set {} to a free port", bin.port_var)), "{log}");
+    ensure!(
+        log.contains(&format!("set {} to a free port", bin.port_var)),
+        "{log}"
+    );
     Ok(())
 }
 
@@ -164,16 +216,69 @@ pub async fn sigterm_drains_slow_request(bin: &Binary, db: &TestDb) -> anyhow::R
         }
     });
     let mut env = bin.env(db, free_port()?);
-    env.insert("REDIS_URL".to_owned(), format!("redis://127.0.0.1:{silent_port}/0"));
+    env.insert(
+        "REDIS_URL".to_owned(),
+        format!("redis://127.0.0.1:{silent_port}/0"),
+    );
     let (mut process, base) = bin.start(&env).await?;
     let slow = tokio::spawn(async move { reqwest::get(format!("{base}/readyz")).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     ensure!(!slow.is_finished(), "the request was not slow");
     process.signal("TERM")?;
     let response = slow.await??;
-    ensure!(response.status() == 503, "slow request answered {}", response.status());
+    ensure!(
+        response.status() == 503,
+        "slow request answered {}",
+        response.status()
+    );
     let status = process.wait(Duration::from_secs(10)).await?;
     ensure!(status.success(), "exit {status}; log:\n{}", process.log());
     hold_open.abort();
+    Ok(())
+}
+
+/// On an unmigrated database the service waits (with a log line) for the
+/// schema, starts once it appears, and gives up with a clear line when it
+/// never does.
+pub async fn waits_for_schema<F, Fut>(bin: &Binary, migrate: F) -> anyhow::Result<()>
+where
+    F: FnOnce(String) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    let never = TestDb::new("noschema").await?;
+    let mut env = bin.env(&never, free_port()?);
+    env.insert("SCHEMA_WAIT_SECS".to_owned(), "1".to_owned());
+    let mut process = ServiceProcess::spawn(&bin.path, &[], &env)?;
+    let status = process.wait(Duration::from_secs(15)).await?;
+    let log = process.log();
+    ensure!(status.code() == Some(1), "exit {status}; log:\n{log}");
+    ensure!(
+        log.contains("schema") && log.contains("SCHEMA_WAIT_SECS"),
+        "{log}"
+    );
+
+    let later = TestDb::new("lateschema").await?;
+    let env = bin.env(&later, free_port()?);
+    let port = env.get(bin.port_var).context("env has no port")?;
+    let base = format!("http://127.0.0.1:{port}");
+    let process = ServiceProcess::spawn(&bin.path, &[], &env)?;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    ensure!(
+        process.log().contains("waiting for admin to migrate"),
+        "{}",
+        process.log()
+    );
+    ensure!(
+        reqwest::get(format!("{base}/healthz")).await.is_err(),
+        "served before the schema existed"
+    );
+    migrate(later.url.clone()).await?;
+    crate::wait_for_http(&format!("{base}/healthz"), Duration::from_secs(10)).await?;
+    let ready = reqwest::get(format!("{base}/readyz")).await?;
+    ensure!(
+        ready.status() == 200,
+        "readyz after migration: {}",
+        ready.status()
+    );
     Ok(())
 }

@@ -37,3 +37,13 @@ async fn port_in_use_names_the_variable() -> anyhow::Result<()> {
 async fn sigterm_lets_a_slow_request_finish_then_exits_0() -> anyhow::Result<()> {
     contract::sigterm_drains_slow_request(&binary(), &database().await?).await
 }
+
+#[tokio::test]
+async fn waits_for_admin_to_migrate_the_schema() -> anyhow::Result<()> {
+    contract::waits_for_schema(&binary(), |url| async move {
+        let pool = sqlx::PgPool::connect(&url).await?;
+        saas_core::db::MIGRATOR.run(&pool).await?;
+        Ok(())
+    })
+    .await
+}

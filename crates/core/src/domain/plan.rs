@@ -56,13 +56,22 @@ impl PlanLimits {
         ];
         for (field, value) in positive {
             if value <= 0 {
-                return Err(InvalidLimit { field, reason: "must be at least 1" });
+                return Err(InvalidLimit {
+                    field,
+                    reason: "must be at least 1",
+                });
             }
         }
-        let non_negative = [("max_backups", self.max_backups), ("trial_days", self.trial_days)];
+        let non_negative = [
+            ("max_backups", self.max_backups),
+            ("trial_days", self.trial_days),
+        ];
         for (field, value) in non_negative {
             if value < 0 {
-                return Err(InvalidLimit { field, reason: "must not be negative" });
+                return Err(InvalidLimit {
+                    field,
+                    reason: "must not be negative",
+                });
             }
         }
         Ok(())
@@ -72,7 +81,10 @@ impl PlanLimits {
     pub fn exceeded_by(&self, usage: &Usage) -> Vec<LimitExceeded> {
         let mut exceeded = Vec::new();
         if usage.users > self.max_users {
-            exceeded.push(LimitExceeded::Users { used: usage.users, allowed: self.max_users });
+            exceeded.push(LimitExceeded::Users {
+                used: usage.users,
+                allowed: self.max_users,
+            });
         }
         let allowed_bytes = i64::from(self.max_storage_mb) * MB;
         if usage.storage_bytes() > allowed_bytes {
@@ -88,7 +100,10 @@ impl PlanLimits {
     pub fn allows_another_instance(&self, live_instances: i64) -> Result<(), LimitExceeded> {
         let allowed = i64::from(self.max_instances);
         if live_instances >= allowed {
-            return Err(LimitExceeded::Instances { used: live_instances, allowed });
+            return Err(LimitExceeded::Instances {
+                used: live_instances,
+                allowed,
+            });
         }
         Ok(())
     }
@@ -103,24 +118,44 @@ mod tests {
     use super::*;
 
     fn starter() -> PlanLimits {
-        PlanLimits { max_users: 3, max_storage_mb: 1024, max_backups: 7, max_instances: 1, trial_days: 14 }
+        PlanLimits {
+            max_users: 3,
+            max_storage_mb: 1024,
+            max_backups: 7,
+            max_instances: 1,
+            trial_days: 14,
+        }
     }
 
     #[test]
     fn fitting_usage_exceeds_nothing() {
-        let usage = Usage { users: 3, db_bytes: 512 * MB, filestore_bytes: 512 * MB };
+        let usage = Usage {
+            users: 3,
+            db_bytes: 512 * MB,
+            filestore_bytes: 512 * MB,
+        };
         assert!(starter().exceeded_by(&usage).is_empty());
     }
 
     #[test]
     fn each_exceeded_limit_is_reported() {
-        let usage = Usage { users: 4, db_bytes: 1024 * MB, filestore_bytes: 1 };
+        let usage = Usage {
+            users: 4,
+            db_bytes: 1024 * MB,
+            filestore_bytes: 1,
+        };
         let exceeded = starter().exceeded_by(&usage);
         assert_eq!(
             exceeded,
             vec![
-                LimitExceeded::Users { used: 4, allowed: 3 },
-                LimitExceeded::Storage { used_mb: 1025, allowed_mb: 1024 },
+                LimitExceeded::Users {
+                    used: 4,
+                    allowed: 3
+                },
+                LimitExceeded::Storage {
+                    used_mb: 1025,
+                    allowed_mb: 1024
+                },
             ]
         );
         assert_eq!(exceeded[0].to_string(), "4 active users, the plan allows 3");
@@ -131,7 +166,10 @@ mod tests {
         assert!(starter().allows_another_instance(0).is_ok());
         assert_eq!(
             starter().allows_another_instance(1),
-            Err(LimitExceeded::Instances { used: 1, allowed: 1 })
+            Err(LimitExceeded::Instances {
+                used: 1,
+                allowed: 1
+            })
         );
     }
 

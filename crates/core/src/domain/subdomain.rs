@@ -7,10 +7,42 @@ use serde::{Deserialize, Serialize};
 /// Names a customer may never take: they route to the platform itself or are
 /// commonly expected to belong to it.
 pub const RESERVED: &[&str] = &[
-    "admin", "portal", "www", "api", "mail", "static", "smtp", "imap", "pop", "ftp", "ns1", "ns2",
-    "dns", "mx", "webmail", "grafana", "prometheus", "alertmanager", "adminer", "status", "help",
-    "support", "docs", "blog", "app", "dashboard", "odoo", "root", "test", "localhost", "assets",
-    "cdn", "metrics", "auth", "login", "billing",
+    "admin",
+    "portal",
+    "www",
+    "api",
+    "mail",
+    "static",
+    "smtp",
+    "imap",
+    "pop",
+    "ftp",
+    "ns1",
+    "ns2",
+    "dns",
+    "mx",
+    "webmail",
+    "grafana",
+    "prometheus",
+    "alertmanager",
+    "adminer",
+    "status",
+    "help",
+    "support",
+    "docs",
+    "blog",
+    "app",
+    "dashboard",
+    "odoo",
+    "root",
+    "test",
+    "localhost",
+    "assets",
+    "cdn",
+    "metrics",
+    "auth",
+    "login",
+    "billing",
 ];
 
 pub const MIN_LEN: usize = 3;
@@ -111,7 +143,10 @@ mod tests {
         assert!(Subdomain::parse("acme-2024").is_ok());
         assert!(Subdomain::parse("a1b").is_ok());
         assert_eq!(Subdomain::parse("ab"), Err(SubdomainError::Length));
-        assert_eq!(Subdomain::parse(&"a".repeat(64)), Err(SubdomainError::Length));
+        assert_eq!(
+            Subdomain::parse(&"a".repeat(64)),
+            Err(SubdomainError::Length)
+        );
         assert!(Subdomain::parse(&"a".repeat(63)).is_ok());
         assert_eq!(Subdomain::parse("Acme"), Err(SubdomainError::Characters));
         assert_eq!(Subdomain::parse("ac_me"), Err(SubdomainError::Characters));
@@ -120,7 +155,11 @@ mod tests {
         assert_eq!(Subdomain::parse("-acme"), Err(SubdomainError::Edge));
         assert_eq!(Subdomain::parse("acme-"), Err(SubdomainError::Edge));
         for name in ["admin", "portal", "www", "api", "mail", "static"] {
-            assert_eq!(Subdomain::parse(name), Err(SubdomainError::Reserved), "{name}");
+            assert_eq!(
+                Subdomain::parse(name),
+                Err(SubdomainError::Reserved),
+                "{name}"
+            );
         }
     }
 
@@ -141,7 +180,9 @@ mod tests {
             && bytes.len() <= 63
             && bytes[0].is_ascii_alphanumeric()
             && bytes[bytes.len() - 1].is_ascii_alphanumeric()
-            && bytes.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
     }
 
     /// An identifier PostgreSQL takes unquoted without folding or truncation.

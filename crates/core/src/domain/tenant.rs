@@ -134,7 +134,10 @@ mod tests {
                 let got = transition(from, to);
                 assert_eq!(got.is_ok(), expected, "{from} -> {to}");
                 if let Err(refused) = got {
-                    assert_eq!(refused.to_string(), format!("a tenant cannot go from {from} to {to}"));
+                    assert_eq!(
+                        refused.to_string(),
+                        format!("a tenant cannot go from {from} to {to}")
+                    );
                 }
             }
         }

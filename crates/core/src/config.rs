@@ -29,6 +29,12 @@ pub const KNOWN_VARS: &[&str] = &[
     "PUBLIC_SCHEME",
     "SCHEMA_WAIT_SECS",
     "DB_MAX_CONNECTIONS",
+    "REDIS_KEY_PREFIX",
+    "WORKER_CONCURRENCY",
+    "WORKER_SHUTDOWN_TIMEOUT",
+    "WORKER_RETRY_BASE_MS",
+    "RECONCILE_INTERVAL_MS",
+    "ORPHAN_AFTER_SECS",
 ];
 
 /// Which service is starting: decides the port variable and its default.
@@ -120,6 +126,8 @@ pub struct Config {
     pub public_scheme: String,
     pub schema_wait: Duration,
     pub db_max_connections: u32,
+    /// Prefix of every Redis key the platform writes (queues, sessions).
+    pub redis_key_prefix: String,
 }
 
 impl fmt::Debug for Config {
@@ -272,8 +280,20 @@ impl Config {
             "a whole number from 1 to 1000",
             |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
         )?;
+        let redis_key_prefix = env.parse_or(
+            "REDIS_KEY_PREFIX",
+            "saas:".to_owned(),
+            "up to 64 letters, digits or :_- characters, such as saas:",
+            |v| {
+                (v.len() <= 64
+                    && v.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b":_-".contains(&b)))
+                .then(|| v.to_owned())
+            },
+        )?;
         Ok(Self {
             service,
+            redis_key_prefix,
             database_url,
             redis_url,
             bind_addr,
@@ -311,6 +331,65 @@ impl Config {
         Url::parse(self.database_url.expose_secret())
             .map(|u| u.username().to_owned())
             .unwrap_or_default()
+    }
+}
+
+/// Settings only the worker reads.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Operations one worker process runs at once.
+    pub concurrency: usize,
+    /// How long SIGTERM waits for running operations before exiting.
+    pub shutdown_timeout: Duration,
+    /// First retry delay; doubles with every attempt.
+    pub retry_base: Duration,
+    /// How often the reconciler compares PostgreSQL with Redis.
+    pub reconcile_interval: Duration,
+    /// A running operation whose heartbeat is older than this is presumed
+    /// abandoned by a dead worker and queued again.
+    pub orphan_after: Duration,
+}
+
+impl WorkerSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let millis = |name: &'static str, default: u64, max: u64| {
+            env.parse_or(
+                name,
+                Duration::from_millis(default),
+                &format!("a whole number of milliseconds from 1 to {max}"),
+                |v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .map(Duration::from_millis)
+                },
+            )
+        };
+        let seconds = |name: &'static str, default: u64, max: u64| {
+            env.parse_or(
+                name,
+                Duration::from_secs(default),
+                &format!("a whole number of seconds from 1 to {max}"),
+                |v| {
+                    v.parse::<u64>()
+                        .ok()
+                        .filter(|n| (1..=max).contains(n))
+                        .map(Duration::from_secs)
+                },
+            )
+        };
+        Ok(Self {
+            concurrency: env.parse_or(
+                "WORKER_CONCURRENCY",
+                4,
+                "a whole number from 1 to 256",
+                |v| v.parse::<usize>().ok().filter(|n| (1..=256).contains(n)),
+            )?,
+            shutdown_timeout: seconds("WORKER_SHUTDOWN_TIMEOUT", 30, 3600)?,
+            retry_base: millis("WORKER_RETRY_BASE_MS", 2000, 600_000)?,
+            reconcile_interval: millis("RECONCILE_INTERVAL_MS", 2000, 600_000)?,
+            orphan_after: seconds("ORPHAN_AFTER_SECS", 20, 3600)?,
+        })
     }
 }
 

@@ -1,9 +1,11 @@
 //! Core of odoo-saas: configuration, the platform database, domain rules and
 //! the plumbing every service shares.
 
+pub mod audit;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod ops;
 pub mod run;
 pub mod service;
 pub mod startup;

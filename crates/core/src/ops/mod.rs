@@ -1,0 +1,155 @@
+//! Operations: every change to a tenant is a row first (PostgreSQL is the
+//! truth), then a job id in Redis (the transport).
+
+pub mod model;
+pub mod queue;
+pub mod store;
+pub mod workers;
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+pub use model::{Operation, OperationKind, OperationState};
+pub use queue::{OperationJob, OpsQueue};
+pub use store::{Claim, FailureOutcome, NewOperation, OpsError, Requested};
+
+use crate::audit;
+use crate::domain::{TenantState, TransitionRefused, transition};
+
+/// Who asks, from where: recorded in the operation and the audit log.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    /// `operator:<email>`, `customer:<email>` or `system:<component>`.
+    pub name: String,
+    pub address: Option<IpAddr>,
+}
+
+impl Actor {
+    pub fn system(component: &str) -> Self {
+        Self {
+            name: format!("system:{component}"),
+            address: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("tenant not found")]
+    TenantNotFound,
+    #[error("{kind} is not possible while the tenant is {state}")]
+    NotAllowed {
+        kind: OperationKind,
+        state: TenantState,
+    },
+    #[error(transparent)]
+    Transition(#[from] TransitionRefused),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Which tenant states allow a kind, and the state the request itself moves
+/// the tenant to (others change state when the operation succeeds).
+pub fn precondition(kind: OperationKind) -> (&'static [TenantState], Option<TenantState>) {
+    use TenantState::*;
+    match kind {
+        OperationKind::Provision => (&[Pending, Failed], Some(Provisioning)),
+        OperationKind::Delete => (&[Pending, Active, Suspended, Failed], Some(Deleting)),
+        OperationKind::Suspend => (&[Active], None),
+        OperationKind::Resume => (&[Suspended], None),
+        OperationKind::Backup
+        | OperationKind::Restore
+        | OperationKind::ChangePlan
+        | OperationKind::CollectUsage
+        | OperationKind::HealthCheck
+        | OperationKind::PruneBackups => (&[Active, Suspended], None),
+    }
+}
+
+/// Requests a change to a tenant: checks the tenant's state, moves it when
+/// the kind says so, inserts the operation and the audit entry, all in one
+/// transaction; then pushes the id to Redis. A failed push is only logged:
+/// the reconciler pushes queued operations Redis does not have.
+#[tracing::instrument(skip_all, fields(kind = %kind))]
+pub async fn request_change(
+    pool: &PgPool,
+    queue: Option<&OpsQueue>,
+    tenant_id: Uuid,
+    kind: OperationKind,
+    args: Value,
+    actor: &Actor,
+) -> Result<Requested, RequestError> {
+    let mut tx = pool.begin().await?;
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let state: TenantState = state
+        .ok_or(RequestError::TenantNotFound)?
+        .parse()
+        .map_err(|_| RequestError::TenantNotFound)?;
+    let (allowed, on_request) = precondition(kind);
+    let already_there = on_request == Some(state);
+    if !allowed.contains(&state) && !already_there {
+        return Err(RequestError::NotAllowed { kind, state });
+    }
+    if let Some(next) = on_request.filter(|next| *next != state) {
+        transition(state, next)?;
+        sqlx::query("UPDATE tenants SET state = $2, updated_at = now() WHERE id = $1")
+            .bind(tenant_id)
+            .bind(next.as_str())
+            .execute(&mut *tx)
+            .await?;
+    }
+    let requested = store::request(
+        &mut tx,
+        &NewOperation {
+            tenant_id,
+            kind,
+            args: args.clone(),
+            requested_by: actor.name.clone(),
+        },
+    )
+    .await?;
+    if requested.created {
+        audit::record(
+            &mut tx,
+            &audit::Entry {
+                actor: &actor.name,
+                action: &format!("tenant.{kind}"),
+                target: Some(format!("tenant:{tenant_id}")),
+                address: actor.address,
+                details: serde_json::json!({ "operation": requested.operation.id, "args": args }),
+            },
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    if let Some(queue) = queue
+        && let Err(err) = queue.push(requested.operation.id).await
+    {
+        tracing::warn!(error = %err, "operation stored but not pushed; the reconciler will push it");
+    }
+    Ok(requested)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_state_changes_are_allowed_transitions() {
+        for kind in OperationKind::ALL {
+            let (allowed, on_request) = precondition(*kind);
+            if let Some(next) = on_request {
+                for from in allowed {
+                    assert!(transition(*from, next).is_ok(), "{kind}: {from} -> {next}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Redis is the transport: the job pushed to apalis-redis carries only the
+//! operation id. A marker key per pushed id lets the reconciler find queued
+//! operations that Redis lost (a flush, a restart without persistence).
+
+use std::time::Duration;
+
+use apalis_core::backend::TaskSink;
+use apalis_redis::{Config as ApalisConfig, ConnectionManager, RedisStorage};
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The job on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OperationJob {
+    pub operation_id: Uuid,
+}
+
+/// How long a pushed id counts as "in Redis" before the reconciler pushes it
+/// again if it is still queued in PostgreSQL.
+pub const MARKER_TTL: Duration = Duration::from_secs(300);
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("Redis: {0}")]
+    Redis(#[from] redis::RedisError),
+    #[error("pushing the job failed: {0}")]
+    Push(String),
+}
+
+/// The operations queue in Redis, under a key prefix.
+#[derive(Clone)]
+pub struct OpsQueue {
+    conn: ConnectionManager,
+    prefix: String,
+}
+
+impl OpsQueue {
+    /// Connects to Redis; `prefix` namespaces every key (e.g. `saas:`).
+    pub async fn connect(redis: &redis::Client, prefix: &str) -> Result<Self, QueueError> {
+        let conn = ConnectionManager::new(redis.clone()).await?;
+        Ok(Self {
+            conn,
+            prefix: prefix.to_owned(),
+        })
+    }
+
+    /// The apalis queue name.
+    pub fn queue_name(&self) -> String {
+        format!("{}operations", self.prefix)
+    }
+
+    /// An apalis storage on this queue, for pushing or for a worker.
+    pub fn storage(&self, heartbeat: Duration) -> RedisStorage<OperationJob> {
+        let config = ApalisConfig::default()
+            .queue(self.queue_name())
+            .heartbeat_interval(heartbeat)
+            .missed_heartbeats(3);
+        RedisStorage::new(self.conn.clone()).with_config(config)
+    }
+
+    fn marker(&self, id: Uuid) -> String {
+        format!("{}ops:pushed:{id}", self.prefix)
+    }
+
+    /// Pushes operation `id` and marks it pushed.
+    pub async fn push(&self, id: Uuid) -> Result<(), QueueError> {
+        let mut storage = self.storage(Duration::from_secs(30));
+        storage
+            .push(OperationJob { operation_id: id })
+            .await
+            .map_err(|err| QueueError::Push(err.to_string()))?;
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .set_ex(self.marker(id), 1, MARKER_TTL.as_secs())
+            .await?;
+        Ok(())
+    }
+
+    /// Forgets that `id` was pushed, so the reconciler pushes it again when
+    /// it is due (used when a worker could not start it yet).
+    pub async fn forget(&self, id: Uuid) -> Result<(), QueueError> {
+        let mut conn = self.conn.clone();
+        let _: () = conn.del(self.marker(id)).await?;
+        Ok(())
+    }
+
+    /// Which of `ids` Redis does not know as pushed.
+    pub async fn missing(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, QueueError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = ids.iter().map(|id| self.marker(*id)).collect();
+        let mut conn = self.conn.clone();
+        let present: Vec<Option<u8>> = redis::cmd("MGET").arg(&keys).query_async(&mut conn).await?;
+        Ok(ids
+            .iter()
+            .zip(present)
+            .filter(|(_, marker)| marker.is_none())
+            .map(|(id, _)| *id)
+            .collect())
+    }
+
+    pub fn connection(&self) -> ConnectionManager {
+        self.conn.clone()
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+}

@@ -1,0 +1,403 @@
+//! Operations in PostgreSQL, the truth: request, claim, finish, retry, cancel,
+//! and recovery of operations whose worker vanished.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+use super::model::{COLUMNS, Operation, OperationKind, OperationState};
+
+/// A change someone asked for.
+#[derive(Debug, Clone)]
+pub struct NewOperation {
+    pub tenant_id: Uuid,
+    pub kind: OperationKind,
+    pub args: serde_json::Value,
+    pub requested_by: String,
+}
+
+/// The operation a request resolved to.
+#[derive(Debug, Clone)]
+pub struct Requested {
+    pub operation: Operation,
+    /// False when an operation of the same kind was already queued for the
+    /// tenant and is returned instead of a new one.
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    #[error("operation not found")]
+    NotFound,
+    #[error("the operation is {0}; only {1} operations can be {2}")]
+    WrongState(OperationState, &'static str, &'static str),
+    #[error("an operation of this kind is already queued for the tenant")]
+    AlreadyQueued,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+/// Inserts the operation in the caller's transaction, or returns the one of
+/// the same kind already queued for the tenant.
+pub async fn request(
+    conn: &mut PgConnection,
+    new: &NewOperation,
+) -> Result<Requested, sqlx::Error> {
+    for _ in 0..5 {
+        let inserted: Option<Operation> = sqlx::query_as(&format!(
+            "INSERT INTO operations (id, tenant_id, kind, args, state, max_attempts, requested_by)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $6)
+             ON CONFLICT (tenant_id, kind) WHERE state = 'queued' DO NOTHING
+             RETURNING {COLUMNS}"
+        ))
+        .bind(Uuid::new_v4())
+        .bind(new.tenant_id)
+        .bind(new.kind.as_str())
+        .bind(&new.args)
+        .bind(new.kind.max_attempts())
+        .bind(&new.requested_by)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(operation) = inserted {
+            return Ok(Requested {
+                operation,
+                created: true,
+            });
+        }
+        let queued: Option<Operation> = sqlx::query_as(&format!(
+            "SELECT {COLUMNS} FROM operations WHERE tenant_id = $1 AND kind = $2 AND state = 'queued'"
+        ))
+        .bind(new.tenant_id)
+        .bind(new.kind.as_str())
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(operation) = queued {
+            return Ok(Requested {
+                operation,
+                created: false,
+            });
+        }
+        // The queued one started between the two statements: try again.
+    }
+    Err(sqlx::Error::Protocol(
+        "operation request kept racing with workers".to_owned(),
+    ))
+}
+
+pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Operation>, sqlx::Error> {
+    sqlx::query_as(&format!("SELECT {COLUMNS} FROM operations WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+}
+
+/// What happened when a worker tried to start an operation.
+#[derive(Debug)]
+pub enum Claim {
+    /// The worker now runs it; `attempts` counts this attempt.
+    Claimed(Operation),
+    /// Finished, cancelled, or running elsewhere: nothing to do.
+    NotQueued,
+    /// Queued but waiting for its backoff to pass.
+    NotDue(DateTime<Utc>),
+    /// Another operation of the tenant runs, or an older one waits first.
+    TenantBusy,
+}
+
+/// Starts operation `id` on `worker` if it is queued, due, the oldest queued
+/// operation of its tenant, and no other operation of the tenant runs (the
+/// unique index on running operations decides races between processes).
+#[tracing::instrument(skip_all, fields(operation = %id))]
+pub async fn claim(pool: &PgPool, id: Uuid, worker: &str) -> Result<Claim, sqlx::Error> {
+    let claimed = sqlx::query_as::<_, Operation>(&format!(
+        "UPDATE operations o SET state = 'running', worker = $2, attempts = attempts + 1,
+                started_at = now(), heartbeat_at = now()
+         WHERE o.id = $1 AND o.state = 'queued' AND o.run_after <= now()
+           AND NOT EXISTS (
+               SELECT 1 FROM operations older
+               WHERE older.tenant_id = o.tenant_id AND older.state = 'queued'
+                 AND (older.created_at, older.id) < (o.created_at, o.id))
+         RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .bind(worker)
+    .fetch_optional(pool)
+    .await;
+    match claimed {
+        Ok(Some(operation)) => return Ok(Claim::Claimed(operation)),
+        Ok(None) => {}
+        Err(err) if is_unique_violation(&err, "operations_one_running_per_tenant") => {
+            return Ok(Claim::TenantBusy);
+        }
+        Err(err) => return Err(err),
+    }
+    let current: Option<(String, DateTime<Utc>)> =
+        sqlx::query_as("SELECT state, run_after FROM operations WHERE id = $1")
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+    Ok(match current {
+        Some((state, run_after)) if state == "queued" => {
+            if run_after > Utc::now() {
+                Claim::NotDue(run_after)
+            } else {
+                Claim::TenantBusy
+            }
+        }
+        _ => Claim::NotQueued,
+    })
+}
+
+/// Records success; false when the operation was taken from this worker
+/// (it was presumed dead and requeued) and the outcome was not recorded.
+pub async fn succeed(pool: &PgPool, id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE operations SET state = 'succeeded', finished_at = now(), heartbeat_at = now()
+         WHERE id = $1 AND state = 'running' AND worker = $2",
+    )
+    .bind(id)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// What a failed attempt led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureOutcome {
+    /// Queued again, to run after the backoff.
+    Retrying(DateTime<Utc>),
+    /// No attempts left (or the error is permanent): failed for good.
+    Failed,
+    /// The operation was no longer this worker's.
+    Lost,
+}
+
+/// Exponential backoff: `base * 2^(attempt-1)`, at most five minutes.
+pub fn backoff(base: Duration, attempt: i32) -> Duration {
+    let exponent = u32::try_from(attempt.saturating_sub(1).clamp(0, 16)).unwrap_or(0);
+    base.saturating_mul(2u32.saturating_pow(exponent))
+        .min(Duration::from_secs(300))
+}
+
+/// Records a failed attempt: queued again after a backoff while attempts
+/// remain and the error is `retryable`, failed for good otherwise.
+#[tracing::instrument(skip_all, fields(operation = %id))]
+pub async fn fail_attempt(
+    pool: &PgPool,
+    id: Uuid,
+    worker: &str,
+    error: &str,
+    retryable: bool,
+    backoff_base: Duration,
+) -> Result<FailureOutcome, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let row: Option<(i32, i32)> = sqlx::query_as(
+        "SELECT attempts, max_attempts FROM operations
+         WHERE id = $1 AND state = 'running' AND worker = $2 FOR UPDATE",
+    )
+    .bind(id)
+    .bind(worker)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let Some((attempts, max_attempts)) = row else {
+        return Ok(FailureOutcome::Lost);
+    };
+    let outcome = if retryable && attempts < max_attempts {
+        let delay = chrono::Duration::from_std(backoff(backoff_base, attempts))
+            .unwrap_or_else(|_| chrono::Duration::seconds(300));
+        let run_after = Utc::now() + delay;
+        let requeued = sqlx::query(
+            "UPDATE operations SET state = 'queued', worker = NULL, last_error = $2, run_after = $3
+             WHERE id = $1",
+        )
+        .bind(id)
+        .bind(error)
+        .bind(run_after)
+        .execute(&mut *tx)
+        .await;
+        match requeued {
+            Ok(_) => FailureOutcome::Retrying(run_after),
+            Err(err) if is_unique_violation(&err, "operations_one_queued_per_kind") => {
+                tx.rollback().await?;
+                tx = pool.begin().await?;
+                mark_failed(
+                    &mut tx,
+                    id,
+                    &format!("{error} (not retried: a newer request of the same kind is queued)"),
+                )
+                .await?;
+                FailureOutcome::Failed
+            }
+            Err(err) => return Err(err),
+        }
+    } else {
+        mark_failed(&mut tx, id, error).await?;
+        FailureOutcome::Failed
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "UPDATE operations SET state = 'failed', worker = NULL, last_error = $2, finished_at = now()
+         WHERE id = $1",
+    )
+    .bind(id)
+    .bind(error)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Refreshes `heartbeat_at` of the operations `worker` runs, so recovery
+/// knows they are alive even if Redis loses every key.
+pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE operations SET heartbeat_at = now()
+         WHERE id = ANY($1) AND state = 'running' AND worker = $2",
+    )
+    .bind(ids)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Operations queued again or failed because their worker stopped beating.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    pub requeued: Vec<Uuid>,
+    pub failed: Vec<Uuid>,
+}
+
+/// Returns running operations whose heartbeat is older than `stale` to the
+/// queue (the interrupted attempt stays counted), or fails them when no
+/// attempts remain.
+pub async fn recover_orphans(pool: &PgPool, stale: Duration) -> Result<Recovered, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "UPDATE operations SET
+             state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
+             finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
+             last_error = 'worker ' || coalesce(worker, '?') || ' stopped while running this operation',
+             worker = NULL, run_after = now()
+         WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+         RETURNING id, state",
+    )
+    .bind(stale.as_secs_f64())
+    .fetch_all(pool)
+    .await?;
+    let mut recovered = Recovered::default();
+    for (id, state) in rows {
+        if state == "queued" {
+            recovered.requeued.push(id);
+        } else {
+            recovered.failed.push(id);
+        }
+    }
+    Ok(recovered)
+}
+
+/// Queued operations whose time has come, oldest first.
+pub async fn due(pool: &PgPool, limit: i64) -> Result<Vec<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM operations WHERE state = 'queued' AND run_after <= now()
+         ORDER BY created_at, id LIMIT $1",
+    )
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+}
+
+/// The oldest queued operation of a tenant, to start right after another ends.
+pub async fn next_for_tenant(pool: &PgPool, tenant_id: Uuid) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT id FROM operations WHERE tenant_id = $1 AND state = 'queued' AND run_after <= now()
+         ORDER BY created_at, id LIMIT 1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await
+}
+
+/// Number of queued operations.
+pub async fn queue_depth(pool: &PgPool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT count(*) FROM operations WHERE state = 'queued'")
+        .fetch_one(pool)
+        .await
+}
+
+/// Puts a failed operation back in the queue with a fresh set of attempts.
+pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<Operation, OpsError> {
+    let current = state_for_update(conn, id).await?;
+    if current != OperationState::Failed {
+        return Err(OpsError::WrongState(current, "failed", "retried"));
+    }
+    let retried = sqlx::query_as::<_, Operation>(&format!(
+        "UPDATE operations SET state = 'queued', attempts = 0, run_after = now(), finished_at = NULL,
+                worker = NULL
+         WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await;
+    match retried {
+        Ok(operation) => Ok(operation),
+        Err(err) if is_unique_violation(&err, "operations_one_queued_per_kind") => {
+            Err(OpsError::AlreadyQueued)
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Cancels a queued operation.
+pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<Operation, OpsError> {
+    let current = state_for_update(conn, id).await?;
+    if current != OperationState::Queued {
+        return Err(OpsError::WrongState(current, "queued", "cancelled"));
+    }
+    Ok(sqlx::query_as::<_, Operation>(&format!(
+        "UPDATE operations SET state = 'cancelled', finished_at = now() WHERE id = $1 RETURNING {COLUMNS}"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
+async fn state_for_update(conn: &mut PgConnection, id: Uuid) -> Result<OperationState, OpsError> {
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM operations WHERE id = $1 FOR UPDATE")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let state = state.ok_or(OpsError::NotFound)?;
+    state
+        .parse()
+        .map_err(|e: String| OpsError::Database(sqlx::Error::Protocol(e)))
+}
+
+pub(crate) fn is_unique_violation(err: &sqlx::Error, constraint: &str) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation() && db.constraint() == Some(constraint))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let base = Duration::from_millis(100);
+        assert_eq!(backoff(base, 1), Duration::from_millis(100));
+        assert_eq!(backoff(base, 2), Duration::from_millis(200));
+        assert_eq!(backoff(base, 4), Duration::from_millis(800));
+        assert_eq!(backoff(base, 40), Duration::from_secs(300));
+        assert_eq!(backoff(base, 0), Duration::from_millis(100));
+    }
+}

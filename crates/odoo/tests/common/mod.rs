@@ -1,0 +1,260 @@
+//! A world of its own for each test: an Odoo role, a template database loaded from
+//! the Odoo 18 fixture with a small filestore, a filestore root in a temporary
+//! directory, and a local HTTP server that answers `/web/login` like Odoo.
+//! Every database whose name contains the world's suffix is dropped at the end.
+
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use saas_odoo::{AdminPassword, OdooServer, ProvisionSpec, hash_password_with};
+use secrecy::SecretString;
+use sha2::{Digest as _, Sha256};
+use sqlx::{Connection as _, Executor as _, PgConnection};
+use url::Url;
+
+pub mod fake_odoo;
+
+/// Role that owns tenant databases in tests (cluster-wide, shared by all tests).
+pub const ROLE: &str = "saas_odoo_test";
+
+pub fn fixture_path() -> PathBuf {
+    if let Ok(path) = std::env::var("ODOO18_FIXTURE") {
+        return PathBuf::from(path);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/odoo18/template.sql")
+}
+
+pub struct World {
+    pub suffix: String,
+    pub server: OdooServer,
+    pub template: String,
+    pub dir: tempfile::TempDir,
+    pub odoo: fake_odoo::FakeOdoo,
+}
+
+impl World {
+    /// Role, template `tpl_<suffix>` with 3 attachments in its filestore, fake Odoo.
+    pub async fn new() -> anyhow::Result<World> {
+        let suffix = saas_testkit::unique_suffix();
+        let template = format!("tpl_{suffix}");
+        let dir = tempfile::tempdir()?;
+        let odoo = fake_odoo::FakeOdoo::start().await?;
+        let server = OdooServer::new(
+            SecretString::from(saas_testkit::admin_database_url()),
+            ROLE,
+            dir.path().join("filestore"),
+            odoo.url.clone(),
+        )?;
+        let world = World {
+            suffix,
+            server,
+            template,
+            dir,
+            odoo,
+        };
+        ensure_role().await?;
+        world.load_fixture(&world.template).await?;
+        world.add_attachments(&world.template, 3).await?;
+        admin_exec(&format!(
+            r#"ALTER DATABASE "{}" IS_TEMPLATE true"#,
+            world.template
+        ))
+        .await?;
+        Ok(world)
+    }
+
+    /// A database name that the world's cleanup drops: `t_<suffix>_<name>`.
+    pub fn db(&self, name: &str) -> String {
+        format!("t_{}_{}", self.suffix, name)
+    }
+
+    /// Creates `db` owned by the test role and loads the fixture as that role.
+    pub async fn load_fixture(&self, db: &str) -> anyhow::Result<()> {
+        admin_exec(&format!(r#"CREATE DATABASE "{db}" OWNER {ROLE}"#)).await?;
+        let output = tokio::process::Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+            .arg(fixture_path())
+            .arg(saas_testkit::database_url(db)?)
+            .env("PGOPTIONS", format!("-c role={ROLE}"))
+            .output()
+            .await
+            .context("running psql")?;
+        anyhow::ensure!(
+            output.status.success(),
+            "loading the fixture failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        Ok(())
+    }
+
+    /// Adds `n` attachments stored in the filestore of `db` (files + rows).
+    pub async fn add_attachments(&self, db: &str, n: usize) -> anyhow::Result<()> {
+        let mut conn = self.connect(db).await?;
+        for i in 0..n {
+            let content = format!("attachment {i} of {db}\n").repeat(50 + i);
+            let sha1 = hex::encode(content_digest(content.as_bytes()));
+            let fname = format!("{}/{}", &sha1[..2], sha1);
+            let path = self.server.filestore_dir(db)?.join(&fname);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, content.as_bytes())?;
+            sqlx::query(
+                "INSERT INTO ir_attachment (name, type, store_fname, checksum, file_size, mimetype, res_model, res_id) \
+                 VALUES ($1, 'binary', $2, $3, $4, 'text/plain', 'res.partner', 1)",
+            )
+            .bind(format!("file{i}.txt"))
+            .bind(&fname)
+            .bind(&sha1)
+            .bind(content.len() as i32)
+            .execute(&mut conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn connect(&self, db: &str) -> anyhow::Result<PgConnection> {
+        Ok(PgConnection::connect(&saas_testkit::database_url(db)?).await?)
+    }
+
+    /// A spec for tenant `db` whose subdomain is the database name (dbfilter `^%d$`).
+    pub fn spec(
+        &self,
+        db: &str,
+        login: &str,
+        password: AdminPassword,
+    ) -> anyhow::Result<ProvisionSpec> {
+        Ok(ProvisionSpec {
+            db_name: db.to_owned(),
+            template: self.template.clone(),
+            base_url: Url::parse(&format!("https://{db}.saas.test"))?,
+            company_name: format!("Company of {db}"),
+            admin_login: login.to_owned(),
+            admin_password: password,
+        })
+    }
+
+    /// Files under the filestore of `db`: relative path -> sha256.
+    pub fn filestore_hashes(&self, db: &str) -> anyhow::Result<BTreeMap<String, String>> {
+        hash_tree(&self.server.filestore_dir(db)?)
+    }
+
+    /// Databases of this world (template excluded), sorted.
+    pub async fn databases(&self) -> anyhow::Result<Vec<String>> {
+        let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+        Ok(sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE datname LIKE $1 ORDER BY 1",
+        )
+        .bind(format!("t\\_{}\\_%", self.suffix))
+        .fetch_all(&mut admin)
+        .await?)
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let suffix = self.suffix.clone();
+        let handle = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build();
+            if let Ok(runtime) = runtime {
+                let _ = runtime.block_on(drop_world_databases(&suffix));
+            }
+        });
+        let _ = handle.join();
+    }
+}
+
+async fn drop_world_databases(suffix: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    let names: Vec<String> =
+        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0")
+            .bind(suffix)
+            .fetch_all(&mut admin)
+            .await?;
+    for name in names {
+        let _ = admin
+            .execute(format!(r#"ALTER DATABASE "{name}" IS_TEMPLATE false"#).as_str())
+            .await;
+        let _ = admin
+            .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
+            .await;
+    }
+    Ok(())
+}
+
+/// Creates the shared test role once (concurrent tests may race: both errors are fine).
+pub async fn ensure_role() -> anyhow::Result<()> {
+    let sql = format!(
+        "DO $$ BEGIN CREATE ROLE {ROLE} LOGIN; \
+         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
+    );
+    admin_exec(&sql).await
+}
+
+pub async fn admin_exec(sql: &str) -> anyhow::Result<()> {
+    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    admin.execute(sql).await?;
+    Ok(())
+}
+
+pub fn hash_tree(root: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+        for entry in std::fs::read_dir(dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(base, &path, out)?;
+            } else {
+                let rel = path.strip_prefix(base)?.to_string_lossy().into_owned();
+                out.insert(rel, hex::encode(Sha256::digest(std::fs::read(&path)?)));
+            }
+        }
+        Ok(())
+    }
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out)?;
+    Ok(out)
+}
+
+/// A cheap hash for tests that only need realistic-looking store names.
+pub fn fast_hash(password: &str) -> AdminPassword {
+    AdminPassword::Hashed(hash_password_with(password, 1000, b"0123456789abcdef"))
+}
+
+/// Name-like 20-byte digest for attachment file names (content-addressed like Odoo).
+fn content_digest(data: &[u8]) -> [u8; 20] {
+    let digest = Sha256::digest(data);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&digest[..20]);
+    out
+}
+
+/// Row counts and an md5 over every row, per fixture table, of database `db`.
+pub async fn table_fingerprints(
+    world: &World,
+    db: &str,
+) -> anyhow::Result<BTreeMap<String, (i64, String)>> {
+    let mut conn = world.connect(db).await?;
+    let mut out = BTreeMap::new();
+    for table in [
+        "res_users",
+        "res_partner",
+        "res_company",
+        "ir_config_parameter",
+        "ir_module_module",
+        "ir_attachment",
+    ] {
+        let row: (i64, Option<String>) = sqlx::query_as(&format!(
+            "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {table} t"
+        ))
+        .fetch_one(&mut conn)
+        .await?;
+        out.insert(table.to_owned(), (row.0, row.1.unwrap_or_default()));
+    }
+    Ok(out)
+}

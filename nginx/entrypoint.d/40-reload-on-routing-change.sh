@@ -15,6 +15,7 @@ fingerprint() {
 
 watch_routing_maps() {
     last=$(fingerprint)
+    echo "$0: watching $dir/*.map"
     while sleep "$interval"; do
         current=$(fingerprint)
         [ "$current" = "$last" ] && continue

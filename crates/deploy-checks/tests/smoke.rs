@@ -1,0 +1,249 @@
+//! The three binaries on loopback behind the real nginx with the shipped
+//! configuration, scraped by a real Prometheus with the shipped rules:
+//! hosts route as documented, every job is `up`, and the services export
+//! the metrics the dashboards and alerts use.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use saas_deploy_checks::nginx::{BASE_DOMAIN, NginxPrefix, Upstreams};
+use saas_deploy_checks::scratch::ScratchDir;
+use saas_deploy_checks::{free_port, http, metrics, read_repo_file, repo_root, stub, tools};
+use saas_testkit::{ServiceProcess, TestDb};
+
+const SERVICES: [&str; 3] = ["admin", "portal", "worker"];
+
+#[test]
+fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
+    let Some(nginx) = tools::require("nginx") else {
+        return;
+    };
+    let Some(prometheus) = tools::require("prometheus") else {
+        return;
+    };
+    let binaries = build_binaries();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let db = runtime
+        .block_on(TestDb::new("deploy_smoke"))
+        .expect("test database");
+
+    let ports: HashMap<&str, u16> = SERVICES.iter().map(|s| (*s, free_port())).collect();
+    let env = service_env(&db.url, &ports);
+    let mut processes = Vec::new();
+    for service in SERVICES {
+        let process =
+            ServiceProcess::spawn(&binaries.join(service), &[], &env).expect("spawn service");
+        wait_for(
+            || http_status(ports[service], "/healthz") == Some(200),
+            &format!("{service} /healthz"),
+            &|| process.log(),
+        );
+        processes.push(process);
+    }
+
+    let odoo = stub::start("odoo");
+    let upstreams = Upstreams {
+        admin: format!("127.0.0.1:{}", ports["admin"]),
+        portal: format!("127.0.0.1:{}", ports["portal"]),
+        odoo_websocket_port: stub::start("odoo-websocket"),
+    };
+    let prefix = NginxPrefix::new(&upstreams);
+    prefix.write_routing_map(&format!("acme 127.0.0.1:{odoo};\nsleepy suspended;\n"));
+    let _nginx = prefix.start(&nginx);
+    let through_nginx = |label: &str, path: &str| {
+        http::get(prefix.port, &format!("{label}.{BASE_DOMAIN}"), path).unwrap()
+    };
+    assert_eq!(
+        through_nginx("admin", "/healthz").status,
+        200,
+        "{}",
+        prefix.log()
+    );
+    assert_eq!(
+        through_nginx("portal", "/healthz").status,
+        200,
+        "{}",
+        prefix.log()
+    );
+    assert!(
+        through_nginx("acme", "/web/login")
+            .body
+            .starts_with("stub=odoo")
+    );
+    assert_eq!(through_nginx("sleepy", "/").status, 503);
+    assert_eq!(through_nginx("acme", "/web/database/manager").status, 403);
+
+    let scratch = ScratchDir::new("prometheus");
+    let prometheus_port = free_port();
+    let _prometheus = start_prometheus(&prometheus, &scratch, prometheus_port, &ports);
+    wait_for(
+        || every_job_up(prometheus_port),
+        "Prometheus reporting up == 1 for admin, portal, worker and prometheus",
+        &|| {
+            query(prometheus_port, "up")
+                .map(|v| v.to_string())
+                .unwrap_or_default()
+        },
+    );
+
+    for service in SERVICES {
+        let exposition = http::get(ports[service], "127.0.0.1", "/metrics")
+            .unwrap()
+            .body;
+        let missing: Vec<String> = metrics::expected_series(service)
+            .into_iter()
+            .filter(|name| !exposition.lines().any(|l| l.starts_with(name.as_str())))
+            .collect();
+        let (required, pending): (Vec<_>, Vec<_>) =
+            missing.into_iter().partition(|m| must_exist_at_start(m));
+        assert!(required.is_empty(), "{service} /metrics lacks {required:?}");
+        if !pending.is_empty() {
+            eprintln!("{service}: {pending:?} appear only once the first operation ran");
+        }
+    }
+    drop(processes);
+}
+
+/// Labelled worker series exist only after the first operation with those
+/// labels; everything else must be there from the start.
+fn must_exist_at_start(series: &str) -> bool {
+    ![
+        "operations_total",
+        "operation_duration_seconds_bucket",
+        "operations_requeued_total",
+    ]
+    .contains(&series)
+}
+
+fn service_env(database_url: &str, ports: &HashMap<&str, u16>) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("DATABASE_URL", database_url.to_owned()),
+        ("REDIS_URL", saas_testkit::redis_url()),
+        ("REDIS_KEY_PREFIX", saas_testkit::redis_prefix()),
+        ("BIND_ADDR", "127.0.0.1".to_owned()),
+        ("BASE_DOMAIN", BASE_DOMAIN.to_owned()),
+        (
+            "SECRET_KEY",
+            "smoke-test-secret-key-0123456789abcdef".to_owned(),
+        ),
+        ("LOG_LEVEL", "info".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    for (service, port) in ports {
+        env.insert(format!("{}_PORT", service.to_uppercase()), port.to_string());
+    }
+    env
+}
+
+/// `cargo build` of the three binaries (quick when the workspace build
+/// already made them); returns the directory holding them.
+fn build_binaries() -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    tools::run_ok(Command::new(cargo).current_dir(repo_root()).args([
+        "build", "--quiet", "-p", "admin", "-p", "portal", "-p", "worker",
+    ]));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("debug")
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The shipped prometheus.yml and alerts.yml with loopback targets, a 1 s
+/// scrape interval and no Alertmanager.
+fn start_prometheus(
+    binary: &Path,
+    scratch: &ScratchDir,
+    port: u16,
+    ports: &HashMap<&str, u16>,
+) -> KillOnDrop {
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&read_repo_file("monitoring/prometheus/prometheus.yml")).unwrap();
+    config["global"]["scrape_interval"] = "1s".into();
+    config["global"]["scrape_timeout"] = "1s".into();
+    config.as_mapping_mut().unwrap().remove("alerting");
+    for job in config["scrape_configs"].as_sequence_mut().unwrap() {
+        let name = job["job_name"].as_str().unwrap().to_owned();
+        let port = if name == "prometheus" {
+            port
+        } else {
+            ports[name.as_str()]
+        };
+        job["static_configs"][0]["targets"][0] = format!("127.0.0.1:{port}").into();
+    }
+    scratch.write("prometheus.yml", &serde_yaml::to_string(&config).unwrap());
+    scratch.write(
+        "alerts.yml",
+        &read_repo_file("monitoring/prometheus/alerts.yml"),
+    );
+    let log = std::fs::File::create(scratch.path().join("prometheus.log")).unwrap();
+    let child = Command::new(binary)
+        .arg(format!(
+            "--config.file={}",
+            scratch.path().join("prometheus.yml").display()
+        ))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            scratch.dir("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .expect("start prometheus");
+    KillOnDrop(child)
+}
+
+fn query(port: u16, promql: &str) -> Option<serde_json::Value> {
+    let response = http::get(port, "127.0.0.1", &format!("/api/v1/query?query={promql}")).ok()?;
+    let body = response.body.trim();
+    // Chunked bodies: the JSON object is the line starting with '{'.
+    let json = body.lines().find(|l| l.starts_with('{'))?;
+    serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .map(|v| v["data"]["result"].clone())
+}
+
+fn every_job_up(port: u16) -> bool {
+    let Some(result) = query(port, "up") else {
+        return false;
+    };
+    ["admin", "portal", "worker", "prometheus"]
+        .iter()
+        .all(|job| {
+            result
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|sample| sample["metric"]["job"] == *job && sample["value"][1] == "1")
+        })
+}
+
+fn http_status(port: u16, path: &str) -> Option<u16> {
+    http::get(port, "127.0.0.1", path).ok().map(|r| r.status)
+}
+
+fn wait_for(mut done: impl FnMut() -> bool, what: &str, context: &dyn Fn() -> String) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !done() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {what}\n{}",
+            context()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

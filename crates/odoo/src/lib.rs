@@ -1,15 +1,21 @@
 //! The Odoo data plane of odoo-saas: everything the worker does to tenant databases
 //! and filestores on an Odoo server. See the crate README for the API tour.
 
+mod archive;
+pub mod backup;
 mod error;
 mod filestore;
 pub mod ident;
 pub mod password;
+mod pgtools;
 pub mod probe;
 pub mod provision;
+pub mod restore;
 pub mod server;
+pub mod store;
 pub mod templates;
 
+pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use error::{OdooError, Result};
 pub use password::{
     ODOO_PBKDF2_ROUNDS, hash_password, hash_password_blocking, hash_password_with, verify_password,
@@ -19,5 +25,7 @@ pub use provision::{
     AdminPassword, CrashPoint, PROVISIONED_MARKER, ProvisionOptions, ProvisionReport,
     ProvisionSpec, ProvisionStep, is_provisioned, provision, tenant_base_url,
 };
+pub use restore::{RestoreReport, restore_tenant, restore_tenant_from_file};
 pub use server::OdooServer;
+pub use store::BackupStore;
 pub use templates::{PlacementError, ServerLoad, TemplateInfo, choose_server, list_templates};

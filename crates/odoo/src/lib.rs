@@ -6,17 +6,20 @@ pub mod backup;
 mod error;
 mod filestore;
 pub mod ident;
+pub mod lifecycle;
 pub mod password;
 mod pgtools;
 pub mod probe;
 pub mod provision;
 pub mod restore;
+pub mod routing;
 pub mod server;
 pub mod store;
 pub mod templates;
 
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use error::{OdooError, Result};
+pub use lifecycle::{DeleteReport, SYSTEM_LOGINS, Usage, collect_usage, delete_tenant};
 pub use password::{
     ODOO_PBKDF2_ROUNDS, hash_password, hash_password_blocking, hash_password_with, verify_password,
 };
@@ -26,6 +29,7 @@ pub use provision::{
     ProvisionSpec, ProvisionStep, is_provisioned, provision, tenant_base_url,
 };
 pub use restore::{RestoreReport, restore_tenant, restore_tenant_from_file};
+pub use routing::{Route, RouteTarget, SUSPENDED, render_routing_map, write_routing_map};
 pub use server::OdooServer;
 pub use store::BackupStore;
 pub use templates::{PlacementError, ServerLoad, TemplateInfo, choose_server, list_templates};

@@ -10,7 +10,7 @@ use sqlx::{Executor as _, PgConnection};
 
 use crate::archive::{Layout, extract, inspect};
 use crate::error::{OdooError, Result};
-use crate::filestore::{move_into_place, remove_tree};
+use crate::filestore::remove_tree;
 use crate::ident::{MAX_IDENT_LEN, check_db_name, quoted};
 use crate::pgtools::{client_for, server_major};
 use crate::provision::database_owner;
@@ -326,25 +326,45 @@ async fn swap(
     let target = server.filestore_dir(db)?;
     let old_files = server.staging_path("old", db);
     let (staging, target_c, old_c) = (staging.to_path_buf(), target.clone(), old_files.clone());
-    tokio::task::spawn_blocking(move || swap_dirs(&staging, &target_c, &old_c)).await??;
+    let moved = tokio::task::spawn_blocking(move || swap_dirs(&staging, &target_c, &old_c))
+        .await
+        .map_err(OdooError::from)
+        .and_then(|r| r);
+    if let Err(e) = moved {
+        // Put the old database back: the tenant stays as it was.
+        terminate_all(admin, db).await?;
+        rename(admin, db, new_db).await?;
+        if exists {
+            rename(admin, &old_db, db).await?;
+            admin
+                .execute(format!("ALTER DATABASE {} CONNECTION LIMIT -1", quoted(db)).as_str())
+                .await?;
+        }
+        return Err(e);
+    }
 
-    if exists {
-        if let Err(e) = admin
+    if exists
+        && let Err(e) = admin
             .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&old_db)).as_str())
             .await
-        {
-            tracing::warn!(error = %e, "old tenant database left aside; the next restore drops it");
-        }
+    {
+        tracing::warn!(error = %e, "old tenant database left aside; the next restore drops it");
     }
     let _ = tokio::task::spawn_blocking(move || remove_tree(&old_files)).await;
     Ok(exists)
 }
 
 fn swap_dirs(staging: &Path, target: &Path, old: &PathBuf) -> Result<()> {
-    if target.exists() {
+    let had_files = target.exists();
+    if had_files {
         std::fs::rename(target, old).map_err(|e| OdooError::io(target, e))?;
     }
-    move_into_place(staging, target)?;
+    if let Err(e) = std::fs::rename(staging, target) {
+        if had_files {
+            let _ = std::fs::rename(old, target);
+        }
+        return Err(OdooError::io(target, e));
+    }
     Ok(())
 }
 

@@ -1,0 +1,80 @@
+//! Deleting a tenant and measuring what it uses.
+
+use sqlx::Executor as _;
+
+use crate::error::Result;
+use crate::filestore::{remove_tree, tree_size};
+use crate::ident::{check_db_name, quoted};
+use crate::provision::database_owner;
+use crate::server::OdooServer;
+
+/// What [`delete_tenant`] found and removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DeleteReport {
+    pub dropped_database: bool,
+    pub removed_filestore: bool,
+}
+
+/// Drops the tenant database (closing its sessions) and removes its filestore.
+/// Running it again is harmless. A final backup, when wanted, is the caller's
+/// step before this one ([`crate::backup_tenant`]).
+#[tracing::instrument(skip_all)]
+pub async fn delete_tenant(server: &OdooServer, db: &str) -> Result<DeleteReport> {
+    check_db_name(db)?;
+    let mut admin = server.connect_admin().await?;
+    let existed = database_owner(&mut admin, db).await?.is_some();
+    if existed {
+        admin
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(db)).as_str())
+            .await?;
+    }
+    let dir = server.filestore_dir(db)?;
+    let removed_filestore = tokio::task::spawn_blocking(move || {
+        let existed = dir.exists();
+        remove_tree(&dir).map(|()| existed)
+    })
+    .await??;
+    Ok(DeleteReport {
+        dropped_database: existed,
+        removed_filestore,
+    })
+}
+
+/// What a tenant uses, for plan limits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Usage {
+    pub db_bytes: i64,
+    pub filestore_bytes: u64,
+    /// Active internal users: `res_users` active and not share, without Odoo's own
+    /// (`__system__`, the public user and the user templates).
+    pub active_users: i64,
+}
+
+/// Logins of the users Odoo creates for itself.
+pub const SYSTEM_LOGINS: [&str; 4] = ["__system__", "public", "portaltemplate", "default"];
+
+/// Measures database size, filestore size and active internal users of `db`.
+#[tracing::instrument(skip_all)]
+pub async fn collect_usage(server: &OdooServer, db: &str) -> Result<Usage> {
+    check_db_name(db)?;
+    let mut admin = server.connect_admin().await?;
+    let db_bytes: i64 = sqlx::query_scalar("SELECT pg_database_size($1::text)")
+        .bind(db)
+        .fetch_one(&mut admin)
+        .await?;
+    let mut conn = server.connect_db(db).await?;
+    let active_users: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM res_users \
+         WHERE active AND NOT COALESCE(share, false) AND id <> 1 AND login <> ALL($1)",
+    )
+    .bind(SYSTEM_LOGINS.map(str::to_owned).to_vec())
+    .fetch_one(&mut conn)
+    .await?;
+    let dir = server.filestore_dir(db)?;
+    let filestore_bytes = tokio::task::spawn_blocking(move || tree_size(&dir)).await??;
+    Ok(Usage {
+        db_bytes,
+        filestore_bytes,
+        active_users,
+    })
+}

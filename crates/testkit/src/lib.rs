@@ -118,3 +118,26 @@ pub async fn clear_redis_prefix(prefix: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Replaces (or appends) the section `name` of `bench/RESULTS.md` at the
+/// workspace root, between `<!-- name:start -->` and `<!-- name:end -->`
+/// markers, so every benchmark owns its section of the one results file.
+pub fn write_bench_section(name: &str, body: &str) -> anyhow::Result<std::path::PathBuf> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let path = root.join("bench/RESULTS.md");
+    std::fs::create_dir_all(root.join("bench"))?;
+    let existing = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        "# Benchmark results\n\nWritten by the bench programs; each owns one section.\n".to_owned()
+    });
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    let section = format!("{start}\n{}\n{end}", body.trim_end());
+    let updated = match (existing.find(&start), existing.find(&end)) {
+        (Some(s), Some(e)) if e > s => {
+            format!("{}{section}{}", &existing[..s], &existing[e + end.len()..])
+        }
+        _ => format!("{}\n{section}\n", existing.trim_end()),
+    };
+    std::fs::write(&path, updated)?;
+    Ok(path)
+}

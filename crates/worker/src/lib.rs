@@ -116,6 +116,7 @@ async fn run_engine<H: Handlers>(parts: Parts<H>, stop: watch::Receiver<bool>) {
     let Some(queue) = connect_queue(&parts, stop.clone()).await else {
         return;
     };
+    let redis_client = parts.redis.clone();
     let hostname = hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -133,7 +134,11 @@ async fn run_engine<H: Handlers>(parts: Parts<H>, stop: watch::Receiver<bool>) {
     let heartbeat = tokio::spawn(background::heartbeat(Arc::clone(&engine), hostname));
     let reconciler = tokio::spawn(background::reconcile(Arc::clone(&engine)));
     let worker = WorkerBuilder::new(name.as_str())
-        .backend(queue.storage(background::HEARTBEAT_EVERY))
+        .backend(
+            queue
+                .storage(background::HEARTBEAT_EVERY)
+                .poll_with_stream(queue.wake_signals(redis_client)),
+        )
         .data(Arc::clone(&engine))
         .concurrency(parts.settings.concurrency)
         .build(handle_job::<H>);

@@ -63,7 +63,12 @@ impl OpsQueue {
         format!("{}ops:pushed:{id}", self.prefix)
     }
 
-    /// Pushes operation `id` and marks it pushed.
+    /// The pub/sub channel that wakes idle workers after a push.
+    pub fn wake_channel(&self) -> String {
+        format!("{}ops:wake", self.prefix)
+    }
+
+    /// Pushes operation `id`, marks it pushed, and wakes idle workers.
     pub async fn push(&self, id: Uuid) -> Result<(), QueueError> {
         let mut storage = self.storage(Duration::from_secs(30));
         storage
@@ -71,8 +76,12 @@ impl OpsQueue {
             .await
             .map_err(|err| QueueError::Push(err.to_string()))?;
         let mut conn = self.conn.clone();
-        let _: () = conn
+        redis::pipe()
             .set_ex(self.marker(id), 1, MARKER_TTL.as_secs())
+            .ignore()
+            .publish(self.wake_channel(), 1)
+            .ignore()
+            .query_async::<()>(&mut conn)
             .await?;
         Ok(())
     }
@@ -99,6 +108,47 @@ impl OpsQueue {
             .filter(|(_, marker)| marker.is_none())
             .map(|(id, _)| *id)
             .collect())
+    }
+
+    /// An endless stream that yields whenever something was pushed, so an
+    /// idle worker fetches at once instead of at its next heartbeat. It
+    /// resubscribes (yielding once, to fetch anything missed) when the
+    /// subscription breaks.
+    pub fn wake_signals(
+        &self,
+        client: redis::Client,
+    ) -> std::pin::Pin<Box<dyn futures::Stream<Item = ()> + Send>> {
+        use futures::StreamExt;
+        let channel = self.wake_channel();
+        let stream = futures::stream::unfold(
+            None,
+            move |subscription: Option<redis::aio::PubSubStream>| {
+                let client = client.clone();
+                let channel = channel.clone();
+                async move {
+                    if let Some(mut messages) = subscription
+                        && messages.next().await.is_some()
+                    {
+                        return Some(((), Some(messages)));
+                    }
+                    loop {
+                        match client.get_async_pubsub().await {
+                            Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
+                                Ok(()) => return Some(((), Some(pubsub.into_on_message()))),
+                                Err(err) => {
+                                    tracing::warn!(error = %err, "wake subscription failed; retrying")
+                                }
+                            },
+                            Err(err) => {
+                                tracing::debug!(error = %err, "wake subscription: Redis not reachable")
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            },
+        );
+        Box::pin(stream)
     }
 
     pub fn connection(&self) -> ConnectionManager {

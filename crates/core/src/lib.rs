@@ -2,12 +2,14 @@
 //! the plumbing every service shares.
 
 pub mod audit;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod domain;
 pub mod ops;
 pub mod run;
 pub mod service;
+pub mod shared_redis;
 pub mod startup;
 pub mod telemetry;
 

@@ -45,6 +45,14 @@ impl OpsQueue {
         })
     }
 
+    /// A queue on an existing connection.
+    pub fn from_connection(conn: ConnectionManager, prefix: &str) -> Self {
+        Self {
+            conn,
+            prefix: prefix.to_owned(),
+        }
+    }
+
     /// The apalis queue name.
     pub fn queue_name(&self) -> String {
         format!("{}operations", self.prefix)

@@ -65,7 +65,7 @@ pub fn check_policy(password: &str) -> Result<(), PasswordPolicyError> {
         return Err(PasswordPolicyError::TooLong);
     }
     let lower = password.to_lowercase();
-    let one_repeated_char = lower.chars().all(|c| Some(c) == lower.chars().next());
+    let one_repeated_char = lower.chars().all(|c| lower.starts_with(c));
     if one_repeated_char || COMMON.contains(&lower.as_str()) {
         return Err(PasswordPolicyError::Common);
     }

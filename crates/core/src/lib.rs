@@ -12,6 +12,7 @@ pub mod service;
 pub mod shared_redis;
 pub mod startup;
 pub mod telemetry;
+pub mod tenants;
 
 pub use config::{Config, Env, Service};
 pub use startup::StartupError;

@@ -9,7 +9,7 @@ pub mod workers;
 use std::net::IpAddr;
 
 use serde_json::Value;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 pub use model::{Operation, OperationKind, OperationState};
@@ -83,6 +83,21 @@ pub async fn request_change(
     actor: &Actor,
 ) -> Result<Requested, RequestError> {
     let mut tx = pool.begin().await?;
+    let requested = request_change_in(&mut tx, tenant_id, kind, args, actor).await?;
+    tx.commit().await?;
+    push_after_commit(queue, requested.operation.id).await;
+    Ok(requested)
+}
+
+/// The transactional part of [`request_change`], for callers that change
+/// more in the same transaction; they call [`push_after_commit`] after it.
+pub async fn request_change_in(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    kind: OperationKind,
+    args: Value,
+    actor: &Actor,
+) -> Result<Requested, RequestError> {
     let state: Option<String> =
         sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1 FOR UPDATE")
             .bind(tenant_id)
@@ -106,7 +121,7 @@ pub async fn request_change(
             .await?;
     }
     let requested = store::request(
-        &mut tx,
+        &mut *tx,
         &NewOperation {
             tenant_id,
             kind,
@@ -117,24 +132,31 @@ pub async fn request_change(
     .await?;
     if requested.created {
         audit::record(
-            &mut tx,
+            &mut *tx,
             &audit::Entry {
                 actor: &actor.name,
                 action: &format!("tenant.{kind}"),
                 target: Some(format!("tenant:{tenant_id}")),
                 address: actor.address,
-                details: serde_json::json!({ "operation": requested.operation.id, "args": args }),
+                details: serde_json::json!({
+                    "operation": requested.operation.id,
+                    "args": model::public_args(&args),
+                }),
             },
         )
         .await?;
     }
-    tx.commit().await?;
+    Ok(requested)
+}
+
+/// Pushes a committed operation to Redis; a failure is only logged, since
+/// the reconciler pushes queued operations that Redis lacks.
+pub async fn push_after_commit(queue: Option<&OpsQueue>, id: Uuid) {
     if let Some(queue) = queue
-        && let Err(err) = queue.push(requested.operation.id).await
+        && let Err(err) = queue.push(id).await
     {
         tracing::warn!(error = %err, "operation stored but not pushed; the reconciler will push it");
     }
-    Ok(requested)
 }
 
 #[cfg(test)]

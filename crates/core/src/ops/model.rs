@@ -97,6 +97,8 @@ pub struct Operation {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub kind: OperationKind,
+    /// Serialised without its secret keys (see [`SECRET_ARG_KEYS`]).
+    #[serde(serialize_with = "serialize_public_args")]
     pub args: serde_json::Value,
     pub state: OperationState,
     pub attempts: i32,
@@ -135,6 +137,37 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Operation {
             started_at: row.try_get("started_at")?,
             finished_at: row.try_get("finished_at")?,
         })
+    }
+}
+
+/// Argument keys that hold secrets (an Odoo password hash): never shown in
+/// an API, a page or the audit log.
+pub const SECRET_ARG_KEYS: &[&str] = &["admin_password_hash"];
+
+/// `args` without its secret keys.
+pub fn public_args(args: &serde_json::Value) -> serde_json::Value {
+    match args {
+        serde_json::Value::Object(map) => serde_json::Value::Object(
+            map.iter()
+                .filter(|(key, _)| !SECRET_ARG_KEYS.contains(&key.as_str()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect(),
+        ),
+        other => other.clone(),
+    }
+}
+
+fn serialize_public_args<S: serde::Serializer>(
+    args: &serde_json::Value,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    public_args(args).serialize(serializer)
+}
+
+impl Operation {
+    /// The arguments as they may be shown.
+    pub fn public_args(&self) -> serde_json::Value {
+        public_args(&self.args)
     }
 }
 

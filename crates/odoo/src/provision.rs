@@ -22,10 +22,19 @@ pub const PROVISIONED_MARKER: &str = "saas.provisioned";
 
 /// The admin user's password, in clear (hashed here on a blocking thread while the
 /// template is cloned) or already in Odoo's `$pbkdf2-sha512$...` form.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum AdminPassword {
     Plain(SecretString),
     Hashed(String),
+}
+
+impl std::fmt::Debug for AdminPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AdminPassword::Plain(_) => "Plain([REDACTED])",
+            AdminPassword::Hashed(_) => "Hashed([REDACTED])",
+        })
+    }
 }
 
 /// What a new tenant database should look like.
@@ -495,6 +504,13 @@ async fn set_param(conn: &mut PgConnection, key: &str, value: &str) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_never_show_in_debug_output() {
+        let plain = format!("{:?}", AdminPassword::Plain(SecretString::from("hunter2")));
+        let hashed = format!("{:?}", AdminPassword::Hashed("$pbkdf2-sha512$1$a$b".into()));
+        assert!(!plain.contains("hunter2") && !hashed.contains("pbkdf2"));
+    }
 
     #[test]
     fn base_url_and_host() -> anyhow::Result<()> {

@@ -23,7 +23,13 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-async fn authenticate(odoo: &Url, host: &str, db: &str, login: &str, password: &str) -> anyhow::Result<serde_json::Value> {
+async fn authenticate(
+    odoo: &Url,
+    host: &str,
+    db: &str,
+    login: &str,
+    password: &str,
+) -> anyhow::Result<serde_json::Value> {
     let body = serde_json::json!({
         "jsonrpc": "2.0", "method": "call", "id": 1,
         "params": {"service": "common", "method": "authenticate", "args": [db, login, password, {}]},
@@ -46,9 +52,13 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         return Ok(());
     };
     let odoo = Url::parse(&odoo_url)?;
-    let filestore = std::env::var("ODOO_TEST_FILESTORE").context("ODOO_TEST_FILESTORE is required with ODOO_TEST_URL")?;
+    let filestore = std::env::var("ODOO_TEST_FILESTORE")
+        .context("ODOO_TEST_FILESTORE is required with ODOO_TEST_URL")?;
     let server = OdooServer::new(
-        SecretString::from(env_or("ODOO_TEST_PG_URL", &saas_testkit::admin_database_url())),
+        SecretString::from(env_or(
+            "ODOO_TEST_PG_URL",
+            &saas_testkit::admin_database_url(),
+        )),
         env_or("ODOO_TEST_DB_ROLE", "odoo"),
         filestore,
         odoo.clone(),
@@ -67,7 +77,10 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         admin_password: AdminPassword::Plain(SecretString::from(password)),
     };
     let options = ProvisionOptions {
-        probe: Some(ProbeOptions { timeout: Duration::from_secs(60), ..ProbeOptions::default() }),
+        probe: Some(ProbeOptions {
+            timeout: Duration::from_secs(60),
+            ..ProbeOptions::default()
+        }),
         ..ProvisionOptions::default()
     };
     let outcome = async {
@@ -75,7 +88,10 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         let uid = authenticate(&odoo, &host, &db, &login, password).await?;
         anyhow::ensure!(uid == serde_json::json!(2), "authenticate returned {uid}");
         let wrong = authenticate(&odoo, &host, &db, &login, "wrong").await?;
-        anyhow::ensure!(wrong == serde_json::json!(false), "wrong password accepted: {wrong}");
+        anyhow::ensure!(
+            wrong == serde_json::json!(false),
+            "wrong password accepted: {wrong}"
+        );
 
         let backups = tempfile::tempdir()?;
         let store = BackupStore::from_url(&format!("file://{}", backups.path().display()))?;
@@ -83,7 +99,10 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         backup_tenant(&server, &db, &store, &key).await?;
         restore_tenant(&server, &db, &store, &key).await?;
         let uid = authenticate(&odoo, &host, &db, &login, password).await?;
-        anyhow::ensure!(uid == serde_json::json!(2), "after restore, authenticate returned {uid}");
+        anyhow::ensure!(
+            uid == serde_json::json!(2),
+            "after restore, authenticate returned {uid}"
+        );
         Ok(())
     }
     .await;

@@ -1,6 +1,7 @@
 //! Authentication primitives shared by admin and portal: password hashes,
 //! server-side sessions in Redis, CSRF tokens, throttling, API tokens.
 
+pub mod odoo_password;
 pub mod password;
 pub mod session;
 pub mod throttle;

@@ -23,9 +23,15 @@ pub async fn delete_tenant(server: &OdooServer, db: &str) -> Result<DeleteReport
     check_db_name(db)?;
     let mut admin = server.connect_admin().await?;
     let existed = database_owner(&mut admin, db).await?.is_some();
+    // Leftovers of an interrupted restore go too.
+    let mut doomed = crate::restore::side_databases(&mut admin, db, "restore").await?;
+    doomed.extend(crate::restore::side_databases(&mut admin, db, "old").await?);
     if existed {
+        doomed.push(db.to_owned());
+    }
+    for name in doomed {
         admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(db)).as_str())
+            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&name)).as_str())
             .await?;
     }
     let dir = server.filestore_dir(db)?;

@@ -61,10 +61,11 @@ pub async fn restore_tenant_from_file(
     check_db_name(db)?;
     let started = Instant::now();
     let path = archive.to_path_buf();
-    let layout = tokio::task::spawn_blocking(move || inspect(&path)).await??;
-
     let mut admin = server.connect_admin().await?;
+    // First put back what an interrupted restore may have left, whatever this
+    // archive turns out to be.
     recover_interrupted_swap(&mut admin, db).await?;
+    let layout = tokio::task::spawn_blocking(move || inspect(&path)).await??;
     let psql = client_for("psql", server_major(&mut admin).await?).await?;
     let new_db = side_name(db, "restore");
     admin
@@ -169,7 +170,11 @@ pub(crate) fn side_name(db: &str, tag: &str) -> String {
 
 /// Side databases of `db` named by [`side_name`] (only when `db` was not shortened,
 /// so they cannot belong to another tenant).
-async fn side_databases(admin: &mut PgConnection, db: &str, tag: &str) -> Result<Vec<String>> {
+pub(crate) async fn side_databases(
+    admin: &mut PgConnection,
+    db: &str,
+    tag: &str,
+) -> Result<Vec<String>> {
     if db.len() > MAX_IDENT_LEN - tag.len() - 10 {
         return Ok(Vec::new());
     }

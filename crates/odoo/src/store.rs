@@ -50,7 +50,8 @@ impl BackupStore {
         let store = object_store::aws::AmazonS3Builder::from_env()
             .with_url(url)
             .build()?;
-        let prefix = ObjectPath::parse(parsed.path().trim_matches('/'))?;
+        let prefix = ObjectPath::parse(parsed.path().trim_matches('/'))
+            .map_err(|e| OdooError::invalid("backup URL", e.to_string()))?;
         Ok(Self::new(Arc::new(store), prefix))
     }
 
@@ -138,5 +139,48 @@ impl BackupStore {
         });
         let (size, _) = crate::backup::upload_stream(self, key, rx, reader).await?;
         Ok(size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn urls_and_keys() -> anyhow::Result<()> {
+        let dir = tempfile::tempdir()?;
+        let local =
+            BackupStore::from_url(&format!("file://{}/nested/backups", dir.path().display()))?;
+        assert!(dir.path().join("nested/backups").is_dir(), "created");
+        let source = dir.path().join("src.bin");
+        std::fs::write(&source, vec![3u8; 3 << 20])?;
+        assert_eq!(local.upload_file("acme/a.zip", &source).await?, 3 << 20);
+        assert!(dir.path().join("nested/backups/acme/a.zip").is_file());
+        assert_eq!(local.size("acme/a.zip").await?, 3 << 20);
+        local.delete("acme/a.zip").await?;
+        local.delete("acme/a.zip").await?;
+        assert!(local.size("acme/a.zip").await.is_err());
+        for bad in ["", "../x.zip", "a/../../x.zip"] {
+            assert!(local.path(bad).is_err(), "{bad:?}");
+        }
+        assert!(BackupStore::from_url("ftp://host/x").is_err());
+        assert!(BackupStore::from_url("file://relative").is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn s3_urls_need_the_feature() {
+        let s3 = BackupStore::from_url("s3://bucket/some/prefix");
+        if cfg!(feature = "s3") {
+            let store = s3.ok();
+            assert_eq!(
+                store
+                    .and_then(|s| s.path("k.zip").ok())
+                    .map(|p| p.to_string()),
+                Some("some/prefix/k.zip".to_owned())
+            );
+        } else {
+            assert!(matches!(s3, Err(OdooError::Invalid { .. })));
+        }
     }
 }

@@ -397,3 +397,35 @@ async fn broken_archives_fail_clearly_and_leave_the_tenant_untouched() -> anyhow
     sqlx::query("SELECT 1").execute(&mut conn).await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_restore_interrupted_mid_swap_is_repaired_by_the_next_one() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let db = provisioned(&world, "mid").await?;
+    let before = table_fingerprints(&world, &db).await?;
+    // As if the worker died between the two renames of a swap: the tenant's
+    // database renamed aside, a half-restored one left behind.
+    common::admin_exec(&format!(r#"ALTER DATABASE "{db}" CONNECTION LIMIT 0"#)).await?;
+    common::admin_exec(&format!(
+        r#"ALTER DATABASE "{db}" RENAME TO "{db}_old_abcdefgh""#
+    ))
+    .await?;
+    common::admin_exec(&format!(r#"CREATE DATABASE "{db}_restore_abcdefgh""#)).await?;
+    assert_eq!(world.databases().await?.len(), 2);
+
+    // Even a restore of a broken archive first gives the tenant its database back.
+    let broken = world.dir.path().join("broken.zip");
+    std::fs::write(&broken, b"PK\x03\x04 broken")?;
+    assert!(matches!(
+        restore_tenant_from_file(&world.server, &db, &broken).await,
+        Err(OdooError::InvalidArchive(_))
+    ));
+    assert_eq!(world.databases().await?, vec![db.clone()]);
+    assert_eq!(table_fingerprints(&world, &db).await?, before);
+    let limit: i32 = sqlx::query_scalar("SELECT datconnlimit FROM pg_database WHERE datname = $1")
+        .bind(&db)
+        .fetch_one(&mut world.connect(&db).await?)
+        .await?;
+    assert_eq!(limit, -1, "Odoo may connect again");
+    Ok(())
+}

@@ -45,7 +45,13 @@ async fn delete_drops_database_and_filestore_and_is_idempotent() -> anyhow::Resu
             .is_err()
     );
 
+    common::admin_exec(&format!(r#"CREATE DATABASE "{db}_restore_abcdefgh""#)).await?;
     let again = delete_tenant(&world.server, &db).await?;
+    assert_eq!(
+        world.databases().await?,
+        vec![keep.clone()],
+        "restore leftovers dropped"
+    );
     assert!(!again.dropped_database && !again.removed_filestore);
     assert!(delete_tenant(&world.server, "../x").await.is_err());
     Ok(())

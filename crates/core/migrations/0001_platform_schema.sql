@@ -66,7 +66,7 @@ CREATE TABLE tenants (
     server_id       uuid REFERENCES servers(id) ON DELETE RESTRICT,
     state           text NOT NULL CHECK (state IN
                         ('pending', 'provisioning', 'active', 'suspended', 'failed', 'deleting', 'deleted')),
-    db_name         text NOT NULL CHECK (db_name ~ '^[a-z_][a-z0-9_]{0,62}$'),
+    db_name         text NOT NULL CHECK (db_name ~ '^[a-z0-9][a-z0-9_-]{0,62}$'),
     suspend_reason  text,
     trial_ends_at   timestamptz,
     created_at      timestamptz NOT NULL DEFAULT now(),

@@ -35,6 +35,16 @@ pub const KNOWN_VARS: &[&str] = &[
     "WORKER_RETRY_BASE_MS",
     "RECONCILE_INTERVAL_MS",
     "ORPHAN_AFTER_SECS",
+    "SMTP_URL",
+    "SMTP_FROM",
+    "MAX_UPLOAD_MB",
+    "ROUTING_MAP_PATH",
+    "BACKUP_STORE_URL",
+    "ODOO_UPSTREAM",
+    "ODOO_DB_USER",
+    "ODOO_FILESTORE_ROOT",
+    "ODOO_SERVER_CAPACITY",
+    "ODOO_PROBE_TIMEOUT_SECS",
 ];
 
 /// Which service is starting: decides the port variable and its default.
@@ -389,6 +399,101 @@ impl WorkerSettings {
             retry_base: millis("WORKER_RETRY_BASE_MS", 2000, 600_000)?,
             reconcile_interval: millis("RECONCILE_INTERVAL_MS", 2000, 600_000)?,
             orphan_after: seconds("ORPHAN_AFTER_SECS", 20, 3600)?,
+        })
+    }
+}
+
+/// What the worker needs to act on Odoo servers.
+#[derive(Debug, Clone)]
+pub struct DataPlaneSettings {
+    /// The nginx map file the worker writes (temp file + rename).
+    pub routing_map_path: std::path::PathBuf,
+    /// `file:///dir` or `s3://bucket/prefix`.
+    pub backup_store_url: String,
+    /// How long provisioning waits for Odoo to serve the new tenant;
+    /// zero skips the probe.
+    pub probe_timeout: Duration,
+    /// The Odoo server of a single-host deployment, registered as server
+    /// `default` when `ODOO_UPSTREAM` is set.
+    pub default_server: Option<DefaultServer>,
+}
+
+/// The compose stack's own Odoo server: its cluster is the platform's.
+#[derive(Debug, Clone)]
+pub struct DefaultServer {
+    /// `host:port` of Odoo's HTTP port.
+    pub upstream: String,
+    /// The role Odoo connects as, owner of every tenant database.
+    pub odoo_db_role: String,
+    /// Odoo's `<data_dir>/filestore`, shared with the worker.
+    pub filestore_root: String,
+    pub capacity: i32,
+}
+
+impl DataPlaneSettings {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let routing_map_path = env.parse_or(
+            "ROUTING_MAP_PATH",
+            std::path::PathBuf::from("var/routing/tenants.map"),
+            "a file path such as /var/lib/odoo-saas/routing/tenants.map",
+            |v| Some(std::path::PathBuf::from(v)),
+        )?;
+        let backup_store_url = env.parse_or(
+            "BACKUP_STORE_URL",
+            "file:///var/lib/odoo-saas/backups".to_owned(),
+            "file:///absolute/dir or s3://bucket/prefix",
+            |v| {
+                let url = Url::parse(v).ok()?;
+                matches!(url.scheme(), "file" | "s3" | "memory").then(|| v.to_owned())
+            },
+        )?;
+        let probe_timeout = env.parse_or(
+            "ODOO_PROBE_TIMEOUT_SECS",
+            Duration::from_secs(60),
+            "a whole number of seconds from 0 to 3600 (0 skips the probe)",
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|s| *s <= 3600)
+                    .map(Duration::from_secs)
+            },
+        )?;
+        let upstream = env.parse_or("ODOO_UPSTREAM", None, "host:port such as odoo:8069", |v| {
+            let (host, port) = v.rsplit_once(':')?;
+            (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| Some(v.to_owned()))
+        })?;
+        let default_server = match upstream {
+            None => None,
+            Some(upstream) => Some(DefaultServer {
+                upstream,
+                odoo_db_role: env.parse_or(
+                    "ODOO_DB_USER",
+                    "odoo".to_owned(),
+                    "a PostgreSQL role name",
+                    |v| {
+                        (v.len() <= 63 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+                            .then(|| v.to_owned())
+                    },
+                )?,
+                filestore_root: env.parse_or(
+                    "ODOO_FILESTORE_ROOT",
+                    "/var/lib/odoo/filestore".to_owned(),
+                    "an absolute directory path",
+                    |v| v.starts_with('/').then(|| v.to_owned()),
+                )?,
+                capacity: env.parse_or(
+                    "ODOO_SERVER_CAPACITY",
+                    100,
+                    "a whole number of tenants from 0 to 100000",
+                    |v| v.parse::<i32>().ok().filter(|n| (0..=100_000).contains(n)),
+                )?,
+            }),
+        };
+        Ok(Self {
+            routing_map_path,
+            backup_store_url,
+            probe_timeout,
+            default_server,
         })
     }
 }

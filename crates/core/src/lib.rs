@@ -3,10 +3,14 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backups;
 pub mod config;
+pub mod customer_tenants;
+pub mod customers;
 pub mod db;
 pub mod domain;
 pub mod ops;
+pub mod outbox;
 pub mod run;
 pub mod service;
 pub mod shared_redis;

@@ -67,7 +67,7 @@ async fn creating_a_tenant_queues_its_provision_without_exposing_the_hash() -> a
     )
     .await?;
     assert_eq!(tenant.state, "provisioning");
-    assert_eq!(tenant.db_name, "t_acme");
+    assert_eq!(tenant.db_name, "acme");
     assert!(tenant.trial_ends_at.is_some());
     assert_eq!(op.kind, OperationKind::Provision);
     assert_eq!(op.state, OperationState::Queued);

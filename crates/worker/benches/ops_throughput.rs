@@ -81,7 +81,7 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::from_env(Service::Worker, &env)?;
     saas_core::telemetry::init_tracing(&config);
     let settings = WorkerSettings::from_env(&env)?;
-    let app = worker::build(&config, settings, |_| Noop).await?;
+    let app = worker::build(&config, settings, |_| async { Ok(Noop) }).await?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let served = tokio::spawn(app.serve(listener, async move {

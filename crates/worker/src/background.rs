@@ -51,6 +51,44 @@ pub async fn heartbeat<H: Handlers>(engine: Arc<Engine<H>>, hostname: String) {
     }
 }
 
+/// How often one of the workers runs the handlers' maintenance.
+pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(30);
+
+/// Runs the handlers' maintenance every [`MAINTENANCE_EVERY`] in whichever
+/// worker takes the lock for that period, so schedules run once however
+/// many workers there are.
+pub async fn maintain<H: Handlers>(engine: Arc<Engine<H>>) {
+    let mut tick = tokio::time::interval(MAINTENANCE_EVERY);
+    let lock = format!("{}maintenance:lock", engine.queue.prefix());
+    loop {
+        tick.tick().await;
+        let mut conn = engine.queue.connection();
+        let taken: redis::RedisResult<Option<String>> = redis::cmd("SET")
+            .arg(&lock)
+            .arg(&engine.name)
+            .arg("NX")
+            .arg("PX")
+            .arg(
+                u64::try_from(MAINTENANCE_EVERY.as_millis())
+                    .unwrap_or(30_000)
+                    .saturating_sub(1000),
+            )
+            .query_async(&mut conn)
+            .await;
+        match taken {
+            Ok(Some(_)) => {
+                let context = crate::handlers::Maintenance {
+                    queue: engine.queue.clone(),
+                    metrics: engine.metrics.clone(),
+                };
+                engine.handlers.maintain(context).await;
+            }
+            Ok(None) => {}
+            Err(err) => tracing::warn!(error = %err, "maintenance lock: Redis failed"),
+        }
+    }
+}
+
 /// Compares PostgreSQL (the truth) with Redis (the transport) every
 /// `reconcile_interval`: operations whose worker stopped beating go back to
 /// the queue, and queued operations Redis does not hold are pushed again.

@@ -3,7 +3,16 @@
 //! off by a crash runs again.
 
 use futures::future::BoxFuture;
-use saas_core::ops::Operation;
+use saas_core::ops::{Operation, OpsQueue};
+
+use crate::metrics::WorkerMetrics;
+
+/// What periodic maintenance may use.
+#[derive(Clone)]
+pub struct Maintenance {
+    pub queue: OpsQueue,
+    pub metrics: WorkerMetrics,
+}
 
 /// Why an attempt failed, and whether trying again may help.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -45,6 +54,13 @@ pub trait Handlers: Send + Sync + 'static {
     /// or a permanent error), e.g. to mark a tenant whose provision failed.
     fn failed(&self, operation: Operation, error: String) -> BoxFuture<'static, ()> {
         let _ = (operation, error);
+        Box::pin(async {})
+    }
+
+    /// Periodic work of one worker at a time (schedules, routing map,
+    /// templates), run every [`crate::background::MAINTENANCE_EVERY`].
+    fn maintain(&self, context: Maintenance) -> BoxFuture<'static, ()> {
+        let _ = context;
         Box::pin(async {})
     }
 }

@@ -11,6 +11,8 @@ pub mod engine;
 pub mod handlers;
 pub mod metrics;
 pub mod platform;
+pub mod schedule;
+pub mod servers;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -48,15 +50,21 @@ struct Parts<H> {
 /// Connects to PostgreSQL, waits until admin has migrated the schema, and
 /// prepares the engine; Redis is connected when serving starts (and retried
 /// until it answers), so `/readyz` can report it missing.
-pub async fn build<H: Handlers>(
+pub async fn build<H, F, Fut>(
     config: &Config,
     settings: WorkerSettings,
-    make_handlers: impl FnOnce(&sqlx::PgPool) -> H,
-) -> Result<App<H>, StartupError> {
+    make_handlers: F,
+) -> Result<App<H>, StartupError>
+where
+    H: Handlers,
+    F: FnOnce(sqlx::PgPool) -> Fut,
+    Fut: Future<Output = Result<H, StartupError>>,
+{
     let base = run::start(config, SchemaPolicy::Wait).await?;
     let metrics = WorkerMetrics::register(&base.deps.metrics.registry)
         .map_err(|err| StartupError::Internal(err.to_string()))?;
     let router = base.router(Router::new());
+    let handlers = make_handlers(base.deps.db.clone()).await?;
     Ok(App {
         router,
         parts: Parts {
@@ -65,7 +73,7 @@ pub async fn build<H: Handlers>(
             prefix: config.redis_key_prefix.clone(),
             settings,
             metrics,
-            handlers: Arc::new(make_handlers(&base.deps.db)),
+            handlers: Arc::new(handlers),
         },
     })
 }
@@ -108,6 +116,34 @@ impl<H: Handlers> App<H> {
     }
 }
 
+/// Prepares the platform handlers: registers the stack's default Odoo server
+/// when configured, records the templates found and writes the routing map
+/// once before taking jobs.
+pub async fn start_platform(
+    config: &Config,
+    data_plane: saas_core::config::DataPlaneSettings,
+    pool: sqlx::PgPool,
+) -> Result<platform::PlatformHandlers, StartupError> {
+    if let Some(default) = &data_plane.default_server {
+        servers::ensure_default_server(&pool, &config.database_url, default)
+            .await
+            .map_err(|err| StartupError::from_database(config, &err))?;
+    }
+    if let Err(err) = servers::refresh_templates(&pool).await {
+        tracing::warn!(error = %err, "cannot list the servers' templates yet");
+    }
+    if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
+        tracing::warn!(error = %err, "cannot write the routing map yet");
+    }
+    platform::PlatformHandlers::new(
+        pool,
+        data_plane,
+        config.public_scheme.clone(),
+        config.base_domain.clone(),
+    )
+    .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {err}")))
+}
+
 async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
@@ -133,6 +169,7 @@ async fn run_engine<H: Handlers>(parts: Parts<H>, stop: watch::Receiver<bool>) {
     ));
     let heartbeat = tokio::spawn(background::heartbeat(Arc::clone(&engine), hostname));
     let reconciler = tokio::spawn(background::reconcile(Arc::clone(&engine)));
+    let maintenance = tokio::spawn(background::maintain(Arc::clone(&engine)));
     let worker = WorkerBuilder::new(name.as_str())
         .backend(
             queue
@@ -152,6 +189,7 @@ async fn run_engine<H: Handlers>(parts: Parts<H>, stop: watch::Receiver<bool>) {
         tracing::error!(error = %err, "the queue consumer stopped");
     }
     reconciler.abort();
+    maintenance.abort();
     heartbeat.abort();
     let mut conn = queue.connection();
     if let Err(err) = workers::remove(&mut conn, queue.prefix(), &name).await {

@@ -1,15 +1,17 @@
 use std::process::ExitCode;
 
-use saas_core::config::{Env, WorkerSettings};
+use saas_core::config::{DataPlaneSettings, Env, WorkerSettings};
 use saas_core::{Service, StartupError, run};
-use worker::platform::PlatformHandlers;
 
 fn main() -> ExitCode {
     let config = match run::config(Service::Worker) {
         Ok(config) => config,
         Err(code) => return code,
     };
-    let settings = match WorkerSettings::from_env(&Env::from_process()) {
+    let env = Env::from_process();
+    let settings =
+        WorkerSettings::from_env(&env).and_then(|w| Ok((w, DataPlaneSettings::from_env(&env)?)));
+    let (settings, data_plane) = match settings {
         Ok(settings) => settings,
         Err(err) => {
             eprintln!("{err}");
@@ -17,8 +19,8 @@ fn main() -> ExitCode {
         }
     };
     run::block_on(&config, async {
-        let app = worker::build(&config, settings, |pool| PlatformHandlers {
-            pool: pool.clone(),
+        let app = worker::build(&config, settings, |pool| {
+            worker::start_platform(&config, data_plane, pool)
         })
         .await?;
         let listener = saas_core::service::bind(&config).await?;

@@ -1,51 +1,475 @@
-//! The platform's handlers: what each operation kind does to a tenant.
+//! The platform's handlers: what each operation kind does to a tenant, using
+//! the Odoo data plane (`saas-odoo`) and the platform database.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use futures::future::BoxFuture;
+use saas_core::config::DataPlaneSettings;
+use saas_core::domain::{PlanLimits, TenantState, Usage, transition};
 use saas_core::ops::{Operation, OperationKind};
+use saas_odoo::{
+    AdminPassword, BackupStore, OdooError, ProbeOptions, ProvisionOptions, ProvisionSpec,
+};
 use sqlx::PgPool;
+use uuid::Uuid;
 
-use crate::handlers::{HandlerError, Handlers};
+use crate::handlers::{HandlerError, Handlers, Maintenance};
+use crate::servers::{self, TenantPlacement};
 
 /// Handlers backed by the platform database and the Odoo data plane.
 pub struct PlatformHandlers {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
     pub pool: PgPool,
+    pub store: BackupStore,
+    pub settings: DataPlaneSettings,
+    pub public_scheme: String,
+    pub base_domain: String,
+}
+
+impl PlatformHandlers {
+    pub fn new(
+        pool: PgPool,
+        settings: DataPlaneSettings,
+        public_scheme: String,
+        base_domain: String,
+    ) -> Result<Self, OdooError> {
+        let store = BackupStore::from_url(&settings.backup_store_url)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                pool,
+                store,
+                settings,
+                public_scheme,
+                base_domain,
+            }),
+        })
+    }
 }
 
 impl Handlers for PlatformHandlers {
     fn run(&self, operation: Operation) -> BoxFuture<'static, Result<(), HandlerError>> {
-        let pool = self.pool.clone();
+        let inner = Arc::clone(&self.inner);
         Box::pin(async move {
+            let placement = servers::placement(&inner.pool, operation.tenant_id).await?;
             match operation.kind {
-                OperationKind::Suspend => set_state(&pool, &operation, "active", "suspended").await,
-                OperationKind::Resume => set_state(&pool, &operation, "suspended", "active").await,
-                other => Err(HandlerError::permanent(format!(
-                    "{other} is not handled by this worker yet"
-                ))),
+                OperationKind::Provision => provision(&inner, &placement, &operation).await,
+                OperationKind::Backup => backup(&inner, &placement, &operation).await.map(|_| ()),
+                OperationKind::Restore => restore(&inner, &placement, &operation).await,
+                OperationKind::Suspend => {
+                    suspend_or_resume(&inner, &placement, &operation, true).await
+                }
+                OperationKind::Resume => {
+                    suspend_or_resume(&inner, &placement, &operation, false).await
+                }
+                OperationKind::ChangePlan => change_plan(&inner, &placement, &operation).await,
+                OperationKind::Delete => delete(&inner, &placement, &operation).await,
+                OperationKind::CollectUsage => collect_usage(&inner, &placement).await,
+                OperationKind::HealthCheck => health_check(&inner, &placement).await,
+                OperationKind::PruneBackups => prune_backups(&inner, &placement).await,
+            }
+        })
+    }
+
+    fn maintain(&self, context: Maintenance) -> BoxFuture<'static, ()> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            if let Err(err) = servers::refresh_templates(&inner.pool).await {
+                tracing::warn!(error = %err, "refreshing server templates failed");
+            }
+            if let Err(err) = servers::write_routing_map(&inner).await {
+                tracing::warn!(error = %err, "writing the routing map failed");
+            }
+            match crate::schedule::run_once(&inner.pool, &context.queue).await {
+                Ok(0) => {}
+                Ok(requested) => tracing::info!(requested, "schedules requested operations"),
+                Err(err) => tracing::warn!(error = %err, "schedules failed"),
+            }
+            if let Err(err) = crate::schedule::backup_metrics(&inner.pool, &context.metrics).await {
+                tracing::warn!(error = %err, "backup metrics failed");
+            }
+        })
+    }
+
+    fn failed(&self, operation: Operation, error: String) -> BoxFuture<'static, ()> {
+        let inner = Arc::clone(&self.inner);
+        Box::pin(async move {
+            if operation.kind != OperationKind::Provision {
+                return;
+            }
+            let marked = sqlx::query(
+                "UPDATE tenants SET state = 'failed', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
+            )
+            .bind(operation.tenant_id)
+            .execute(&inner.pool)
+            .await;
+            match marked {
+                Ok(_) => {
+                    tracing::error!(tenant = %operation.tenant_id, %error, "provisioning failed; tenant marked failed")
+                }
+                Err(err) => tracing::error!(error = %err, "could not mark the tenant failed"),
             }
         })
     }
 }
 
+/// Translates a data-plane error: what may pass by retrying is transient.
+pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
+    let message = error_chain(&err);
+    match err {
+        OdooError::TemplateBusy { .. }
+        | OdooError::ProbeTimeout { .. }
+        | OdooError::Database(_)
+        | OdooError::Io { .. }
+        | OdooError::Storage(_)
+        | OdooError::Task(_)
+        | OdooError::ToolFailed { .. } => HandlerError::transient(message),
+        _ => HandlerError::permanent(message),
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut message = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
+}
+
+fn arg_str<'a>(operation: &'a Operation, key: &str) -> Result<&'a str, HandlerError> {
+    operation.args[key].as_str().ok_or_else(|| {
+        HandlerError::permanent(format!("argument {key} is missing or not a string"))
+    })
+}
+
+async fn provision(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+) -> Result<(), HandlerError> {
+    let server = placement.server()?;
+    let base_url = saas_odoo::tenant_base_url(
+        &inner.public_scheme,
+        &placement.subdomain,
+        &inner.base_domain,
+    )
+    .map_err(odoo_error)?;
+    let spec = ProvisionSpec {
+        db_name: placement.db_name.clone(),
+        template: format!("tpl_{}", placement.template),
+        base_url,
+        company_name: arg_str(operation, "company_name")?.to_owned(),
+        admin_login: arg_str(operation, "admin_login")?.to_owned(),
+        admin_password: AdminPassword::Hashed(
+            arg_str(operation, "admin_password_hash")?.to_owned(),
+        ),
+    };
+    let probe = (!inner.settings.probe_timeout.is_zero()).then(|| ProbeOptions {
+        timeout: inner.settings.probe_timeout,
+        ..ProbeOptions::default()
+    });
+    let options = ProvisionOptions {
+        probe,
+        ..ProvisionOptions::default()
+    };
+    let report = saas_odoo::provision(&server, &spec, &options)
+        .await
+        .map_err(odoo_error)?;
+    tracing::info!(
+        clone_ms = report.clone_time.as_millis() as u64,
+        total_ms = report.total_time.as_millis() as u64,
+        "tenant database ready"
+    );
+    set_state(
+        &inner.pool,
+        operation.tenant_id,
+        TenantState::Provisioning,
+        TenantState::Active,
+    )
+    .await?;
+    servers::write_routing_map(inner).await
+}
+
+/// Moves the tenant from `from` to `to` (allowed by the lifecycle rules);
+/// already being in `to` counts as done, so a repeated attempt succeeds.
 async fn set_state(
     pool: &PgPool,
-    operation: &Operation,
-    from: &str,
-    to: &str,
+    tenant_id: Uuid,
+    from: TenantState,
+    to: TenantState,
 ) -> Result<(), HandlerError> {
-    let suspended_at = if to == "suspended" { "now()" } else { "NULL" };
-    let updated = sqlx::query(&format!(
-        "UPDATE tenants SET state = $3, suspended_at = {suspended_at}, updated_at = now()
-         WHERE id = $1 AND state IN ($2, $3)"
-    ))
-    .bind(operation.tenant_id)
-    .bind(from)
-    .bind(to)
-    .execute(pool)
+    transition(from, to).map_err(|err| HandlerError::permanent(err.to_string()))?;
+    let current: Option<String> = sqlx::query_scalar(
+        "UPDATE tenants SET state = $3, updated_at = now(),
+                suspended_at = CASE WHEN $3 = 'suspended' THEN now() WHEN $3 = 'active' THEN NULL ELSE suspended_at END,
+                deleted_at = CASE WHEN $3 = 'deleted' THEN now() ELSE deleted_at END
+         WHERE id = $1 AND state = $2
+         RETURNING state",
+    )
+    .bind(tenant_id)
+    .bind(from.as_str())
+    .bind(to.as_str())
+    .fetch_optional(pool)
     .await?;
-    if updated.rows_affected() == 0 {
+    if current.is_some() {
+        return Ok(());
+    }
+    let now: Option<String> = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
+        .bind(tenant_id)
+        .fetch_optional(pool)
+        .await?;
+    match now.as_deref() {
+        Some(state) if state == to.as_str() => Ok(()),
+        Some(state) => Err(HandlerError::permanent(format!(
+            "the tenant is {state}, not {from}"
+        ))),
+        None => Err(HandlerError::permanent("the tenant no longer exists")),
+    }
+}
+
+/// Backs the tenant up and records it; returns the backup id.
+async fn backup(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+) -> Result<Uuid, HandlerError> {
+    let kind = operation.args["kind"].as_str().unwrap_or("manual");
+    backup_now(inner, placement, kind).await
+}
+
+pub(crate) async fn backup_now(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    kind: &str,
+) -> Result<Uuid, HandlerError> {
+    let server = placement.server()?;
+    let key = format!(
+        "{}/{}",
+        placement.tenant_id,
+        saas_odoo::backup_key(&placement.db_name)
+    );
+    let info = saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, &key)
+        .await
+        .map_err(odoo_error)?;
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind) VALUES ($1, $2, $3, $4, $5, $6)",
+    )
+    .bind(id)
+    .bind(placement.tenant_id)
+    .bind(&info.key)
+    .bind(i64::try_from(info.size_bytes).unwrap_or(i64::MAX))
+    .bind(&info.sha256)
+    .bind(kind)
+    .execute(&inner.pool)
+    .await?;
+    tracing::info!(size = info.size_bytes, kind, "backup stored");
+    Ok(id)
+}
+
+async fn restore(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+) -> Result<(), HandlerError> {
+    let server = placement.server()?;
+    let backup_id = operation.args["backup_id"]
+        .as_str()
+        .and_then(|id| id.parse::<Uuid>().ok())
+        .ok_or_else(|| HandlerError::permanent("argument backup_id is missing or not a UUID"))?;
+    let key: Option<String> =
+        sqlx::query_scalar("SELECT object_key FROM backups WHERE id = $1 AND tenant_id = $2")
+            .bind(backup_id)
+            .bind(placement.tenant_id)
+            .fetch_optional(&inner.pool)
+            .await?;
+    let key =
+        key.ok_or_else(|| HandlerError::permanent("the backup does not exist for this tenant"))?;
+    saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key)
+        .await
+        .map_err(odoo_error)?;
+    Ok(())
+}
+
+async fn suspend_or_resume(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+    suspend: bool,
+) -> Result<(), HandlerError> {
+    let (from, to) = if suspend {
+        (TenantState::Active, TenantState::Suspended)
+    } else {
+        (TenantState::Suspended, TenantState::Active)
+    };
+    set_state(&inner.pool, placement.tenant_id, from, to).await?;
+    let reason = suspend.then(|| {
+        operation.args["reason"]
+            .as_str()
+            .unwrap_or("suspended by an operator")
+            .to_owned()
+    });
+    sqlx::query("UPDATE tenants SET suspend_reason = $2 WHERE id = $1")
+        .bind(placement.tenant_id)
+        .bind(reason)
+        .execute(&inner.pool)
+        .await?;
+    servers::write_routing_map(inner).await
+}
+
+async fn change_plan(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+) -> Result<(), HandlerError> {
+    let plan_id = operation.args["plan_id"]
+        .as_str()
+        .and_then(|id| id.parse::<Uuid>().ok())
+        .ok_or_else(|| HandlerError::permanent("argument plan_id is missing or not a UUID"))?;
+    let plan: Option<(i32, i32, i32, i32, i32, bool)> = sqlx::query_as(
+        "SELECT max_users, max_storage_mb, max_backups, max_instances, trial_days, active FROM plans WHERE id = $1",
+    )
+    .bind(plan_id)
+    .fetch_optional(&inner.pool)
+    .await?;
+    let (max_users, max_storage_mb, max_backups, max_instances, trial_days, active) =
+        plan.ok_or_else(|| HandlerError::permanent("the new plan does not exist"))?;
+    if !active {
+        return Err(HandlerError::permanent("the new plan is not available"));
+    }
+    let limits = PlanLimits {
+        max_users,
+        max_storage_mb,
+        max_backups,
+        max_instances,
+        trial_days,
+    };
+    let usage: (i32, i64, i64) = sqlx::query_as(
+        "SELECT usage_users, usage_db_bytes, usage_filestore_bytes FROM tenants WHERE id = $1",
+    )
+    .bind(placement.tenant_id)
+    .fetch_one(&inner.pool)
+    .await?;
+    let exceeded = limits.exceeded_by(&Usage {
+        users: usage.0,
+        db_bytes: usage.1,
+        filestore_bytes: usage.2,
+    });
+    if !exceeded.is_empty() {
+        let reasons: Vec<String> = exceeded.iter().map(ToString::to_string).collect();
         return Err(HandlerError::permanent(format!(
-            "the tenant is no longer {from}"
+            "the tenant does not fit the new plan: {}",
+            reasons.join("; ")
         )));
+    }
+    sqlx::query(
+        "UPDATE tenants SET plan_id = $2, updated_at = now(),
+                trial_ends_at = CASE WHEN $3 > 0 THEN trial_ends_at ELSE NULL END
+         WHERE id = $1",
+    )
+    .bind(placement.tenant_id)
+    .bind(plan_id)
+    .bind(trial_days)
+    .execute(&inner.pool)
+    .await?;
+    Ok(())
+}
+
+async fn delete(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+) -> Result<(), HandlerError> {
+    let server = placement.server()?;
+    let skip_backup = operation.args["skip_backup"].as_bool().unwrap_or(false);
+    if !skip_backup {
+        // A final backup, once: a retried delete does not take another.
+        let taken: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM backups WHERE tenant_id = $1 AND kind = 'pre_delete' AND created_at >= $2)",
+        )
+        .bind(placement.tenant_id)
+        .bind(operation.created_at)
+        .fetch_one(&inner.pool)
+        .await?;
+        let exists = saas_odoo::is_provisioned(&server, &placement.db_name)
+            .await
+            .map_err(odoo_error)?;
+        if !taken && exists {
+            backup_now(inner, placement, "pre_delete").await?;
+        }
+    }
+    saas_odoo::delete_tenant(&server, &placement.db_name, None)
+        .await
+        .map_err(odoo_error)?;
+    set_state(
+        &inner.pool,
+        placement.tenant_id,
+        TenantState::Deleting,
+        TenantState::Deleted,
+    )
+    .await?;
+    servers::write_routing_map(inner).await
+}
+
+async fn collect_usage(inner: &Inner, placement: &TenantPlacement) -> Result<(), HandlerError> {
+    let server = placement.server()?;
+    let usage = saas_odoo::collect_usage(&server, &placement.db_name)
+        .await
+        .map_err(odoo_error)?;
+    sqlx::query(
+        "UPDATE tenants SET usage_db_bytes = $2, usage_filestore_bytes = $3, usage_users = $4,
+                usage_collected_at = now()
+         WHERE id = $1",
+    )
+    .bind(placement.tenant_id)
+    .bind(usage.db_bytes.max(0))
+    .bind(i64::try_from(usage.filestore_bytes).unwrap_or(i64::MAX))
+    .bind(i32::try_from(usage.active_users).unwrap_or(i32::MAX))
+    .execute(&inner.pool)
+    .await?;
+    Ok(())
+}
+
+async fn health_check(inner: &Inner, placement: &TenantPlacement) -> Result<(), HandlerError> {
+    let server = placement.server()?;
+    let host = format!("{}.{}", placement.subdomain, inner.base_domain);
+    let options = ProbeOptions {
+        timeout: Duration::from_secs(15),
+        ..ProbeOptions::default()
+    };
+    saas_odoo::probe_odoo(&server.odoo_url, &host, &options)
+        .await
+        .map(|_| ())
+        .map_err(odoo_error)
+}
+
+/// Deletes expired backups and scheduled ones beyond the plan's retention.
+async fn prune_backups(inner: &Inner, placement: &TenantPlacement) -> Result<(), HandlerError> {
+    let doomed: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT b.id, b.object_key FROM backups b
+         WHERE b.tenant_id = $1 AND (
+             (b.expires_at IS NOT NULL AND b.expires_at < now())
+             OR (b.kind = 'scheduled' AND b.id NOT IN (
+                 SELECT id FROM backups WHERE tenant_id = $1 AND kind = 'scheduled'
+                 ORDER BY created_at DESC LIMIT $2)))",
+    )
+    .bind(placement.tenant_id)
+    .bind(i64::from(placement.max_backups))
+    .fetch_all(&inner.pool)
+    .await?;
+    for (id, key) in doomed {
+        inner.store.delete(&key).await.map_err(odoo_error)?;
+        sqlx::query("DELETE FROM backups WHERE id = $1")
+            .bind(id)
+            .execute(&inner.pool)
+            .await?;
+        tracing::info!(backup = %id, "pruned backup");
     }
     Ok(())
 }

@@ -78,8 +78,8 @@ fn child_worker_entry() {
         std::process::exit(2);
     };
     let code = saas_core::run::block_on(&config, async {
-        let app = worker::build(&config, settings, |pool| TestHandlers {
-            pool: pool.clone(),
+        let app = worker::build(&config, settings, |pool| async move {
+            Ok(TestHandlers { pool })
         })
         .await?;
         let listener = saas_core::service::bind(&config).await?;

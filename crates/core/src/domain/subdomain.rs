@@ -43,18 +43,13 @@ pub const RESERVED: &[&str] = &[
     "auth",
     "login",
     "billing",
+    "postgres",
+    "template0",
+    "template1",
 ];
 
 pub const MIN_LEN: usize = 3;
 pub const MAX_LEN: usize = 63;
-const MAX_IDENTIFIER: usize = 63;
-
-/// FNV-1a, 32 bits: a stable hash for shortening long names.
-fn fnv1a(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, b| {
-        (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    })
-}
 
 /// A validated subdomain.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,17 +93,13 @@ impl Subdomain {
         &self.0
     }
 
-    /// The tenant's database name: the subdomain with hyphens as underscores
-    /// and a prefix, so it is a plain PostgreSQL identifier that never needs
-    /// quoting and never collides with `tpl_*` templates or system databases.
-    /// Names longer than an identifier allows keep a prefix and a hash of the
-    /// whole subdomain.
+    /// The tenant's database name: the subdomain itself, because Odoo's
+    /// `dbfilter = ^%d$` serves the database named by the first label of the
+    /// host. It never collides with templates (`tpl_*`), the platform
+    /// database or side databases of a restore, which all contain `_`, and
+    /// PostgreSQL's own databases are reserved names.
     pub fn database_name(&self) -> String {
-        let plain = self.0.replace('-', "_");
-        if plain.len() + 2 <= MAX_IDENTIFIER {
-            return format!("t_{plain}");
-        }
-        format!("t_{}_{:08x}", &plain[..52], fnv1a(self.0.as_bytes()))
+        self.0.clone()
     }
 }
 
@@ -165,11 +156,8 @@ mod tests {
 
     #[test]
     fn database_name_is_plain() -> Result<(), SubdomainError> {
-        assert_eq!(Subdomain::parse("my-shop")?.database_name(), "t_my_shop");
-        let long_a = Subdomain::parse(&format!("{}a", "x".repeat(62)))?.database_name();
-        let long_b = Subdomain::parse(&format!("{}b", "x".repeat(62)))?.database_name();
-        assert_eq!(long_a.len(), 63);
-        assert_ne!(long_a, long_b);
+        assert_eq!(Subdomain::parse("my-shop")?.database_name(), "my-shop");
+        assert_eq!(Subdomain::parse("postgres"), Err(SubdomainError::Reserved));
         Ok(())
     }
 
@@ -185,15 +173,18 @@ mod tests {
                 .all(|b| b.is_ascii_alphanumeric() || *b == b'-')
     }
 
-    /// An identifier PostgreSQL takes unquoted without folding or truncation.
+    /// A database name PostgreSQL keeps whole (at most 63 bytes, no
+    /// truncation) and that is safe inside double quotes and as a directory
+    /// name: nothing to escape, no case folding surprises, no path syntax.
     fn is_safe_pg_identifier(s: &str) -> bool {
         let bytes = s.as_bytes();
         !bytes.is_empty()
             && bytes.len() <= 63
-            && (bytes[0].is_ascii_lowercase() || bytes[0] == b'_')
             && bytes
                 .iter()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_')
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+            && !s.contains("..")
+            && !["postgres", "template0", "template1"].contains(&s)
     }
 
     proptest! {

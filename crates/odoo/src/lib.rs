@@ -19,7 +19,9 @@ pub mod templates;
 
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use error::{OdooError, Result};
-pub use lifecycle::{DeleteReport, SYSTEM_LOGINS, Usage, collect_usage, delete_tenant};
+pub use lifecycle::{
+    DeleteReport, FinalBackup, SYSTEM_LOGINS, Usage, collect_usage, delete_tenant,
+};
 pub use password::{
     ODOO_PBKDF2_ROUNDS, hash_password, hash_password_blocking, hash_password_with, verify_password,
 };

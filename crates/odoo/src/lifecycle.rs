@@ -2,27 +2,47 @@
 
 use sqlx::Executor as _;
 
+use crate::backup::{BackupInfo, backup_tenant};
 use crate::error::Result;
 use crate::filestore::{remove_tree, tree_size};
 use crate::ident::{check_db_name, quoted};
 use crate::provision::database_owner;
 use crate::server::OdooServer;
+use crate::store::BackupStore;
 
 /// What [`delete_tenant`] found and removed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub struct DeleteReport {
+    /// The final backup, when one was asked for and the database still existed.
+    pub final_backup: Option<BackupInfo>,
     pub dropped_database: bool,
     pub removed_filestore: bool,
 }
 
-/// Drops the tenant database (closing its sessions) and removes its filestore.
-/// Running it again is harmless. A final backup, when wanted, is the caller's
-/// step before this one ([`crate::backup_tenant`]).
+/// Where the final backup of a deleted tenant goes.
+#[derive(Clone, Copy, Debug)]
+pub struct FinalBackup<'a> {
+    pub store: &'a BackupStore,
+    pub key: &'a str,
+}
+
+/// Drops the tenant database (closing its sessions) and removes its filestore,
+/// after a final backup when `final_backup` is given (a failed backup stops the
+/// delete). Running it again is harmless: a database already gone is not backed up
+/// again.
 #[tracing::instrument(skip_all)]
-pub async fn delete_tenant(server: &OdooServer, db: &str) -> Result<DeleteReport> {
+pub async fn delete_tenant(
+    server: &OdooServer,
+    db: &str,
+    final_backup: Option<FinalBackup<'_>>,
+) -> Result<DeleteReport> {
     check_db_name(db)?;
     let mut admin = server.connect_admin().await?;
     let existed = database_owner(&mut admin, db).await?.is_some();
+    let final_backup = match final_backup {
+        Some(target) if existed => Some(backup_tenant(server, db, target.store, target.key).await?),
+        _ => None,
+    };
     // Leftovers of an interrupted restore go too.
     let mut doomed = crate::restore::side_databases(&mut admin, db, "restore").await?;
     doomed.extend(crate::restore::side_databases(&mut admin, db, "old").await?);
@@ -41,6 +61,7 @@ pub async fn delete_tenant(server: &OdooServer, db: &str) -> Result<DeleteReport
     })
     .await??;
     Ok(DeleteReport {
+        final_backup,
         dropped_database: existed,
         removed_filestore,
     })

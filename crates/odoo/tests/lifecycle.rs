@@ -6,8 +6,8 @@ use std::path::Path;
 
 use common::{World, fast_hash};
 use saas_odoo::{
-    ProvisionOptions, Route, RouteTarget, collect_usage, delete_tenant, provision,
-    write_routing_map,
+    BackupStore, FinalBackup, ProvisionOptions, Route, RouteTarget, collect_usage, delete_tenant,
+    provision, write_routing_map,
 };
 use sqlx::Connection as _;
 
@@ -30,8 +30,21 @@ async fn delete_drops_database_and_filestore_and_is_idempotent() -> anyhow::Resu
     let mut odoo_session = sqlx::PgConnection::connect(&saas_testkit::database_url(&db)?).await?;
     assert!(world.server.filestore_dir(&db)?.exists());
 
-    let report = delete_tenant(&world.server, &db).await?;
+    let store = BackupStore::from_url(&format!(
+        "file://{}",
+        world.dir.path().join("final").display()
+    ))?;
+    let final_backup = Some(FinalBackup {
+        store: &store,
+        key: "final/del.zip",
+    });
+    let report = delete_tenant(&world.server, &db, final_backup).await?;
     assert!(report.dropped_database && report.removed_filestore);
+    let info = report
+        .final_backup
+        .ok_or_else(|| anyhow::anyhow!("no final backup"))?;
+    assert_eq!(store.size("final/del.zip").await?, info.size_bytes);
+    assert_eq!(info.manifest.db_name, db);
     assert_eq!(world.databases().await?, vec![keep.clone()]);
     assert!(!world.server.filestore_dir(&db)?.exists());
     assert!(
@@ -46,14 +59,20 @@ async fn delete_drops_database_and_filestore_and_is_idempotent() -> anyhow::Resu
     );
 
     common::admin_exec(&format!(r#"CREATE DATABASE "{db}_restore_abcdefgh""#)).await?;
-    let again = delete_tenant(&world.server, &db).await?;
+    let again = delete_tenant(&world.server, &db, final_backup).await?;
     assert_eq!(
         world.databases().await?,
         vec![keep.clone()],
         "restore leftovers dropped"
     );
     assert!(!again.dropped_database && !again.removed_filestore);
-    assert!(delete_tenant(&world.server, "../x").await.is_err());
+    assert!(again.final_backup.is_none(), "nothing left to back up");
+    assert!(delete_tenant(&world.server, "../x", None).await.is_err());
+
+    // Without a final backup, when the operator says so.
+    let report = delete_tenant(&world.server, &keep, None).await?;
+    assert!(report.dropped_database && report.final_backup.is_none());
+    assert!(world.databases().await?.is_empty());
     Ok(())
 }
 

@@ -106,6 +106,6 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    delete_tenant(&server, &db).await?;
+    delete_tenant(&server, &db, None).await?;
     outcome
 }

@@ -5,20 +5,23 @@ use crate::error::{OdooError, Result};
 /// Longest identifier PostgreSQL keeps (NAMEDATALEN - 1).
 pub const MAX_IDENT_LEN: usize = 63;
 
-/// Checks a database name: `^[a-z_][a-z0-9_]{0,62}$` (the platform's rule; it is also
-/// safe as a directory name and inside double quotes).
+/// Checks a database name: `^[a-z0-9_][a-z0-9_-]{0,62}$`. Tenant databases are
+/// named by their subdomain (Odoo's `dbfilter = ^%d$` picks the database named by
+/// the first label of the host), templates and side databases use `_`. Such a name
+/// is safe inside double quotes and as a directory name.
 pub fn check_db_name(name: &str) -> Result<()> {
     let mut chars = name.chars();
     let first_ok = chars
         .next()
-        .is_some_and(|c| c.is_ascii_lowercase() || c == '_');
-    let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+        .is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    let rest_ok =
+        chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if first_ok && rest_ok && name.len() <= MAX_IDENT_LEN {
         Ok(())
     } else {
         Err(OdooError::invalid(
             "database name",
-            format!("{name:?} must match ^[a-z_][a-z0-9_]{{0,62}}$"),
+            format!("{name:?} must match ^[a-z0-9_][a-z0-9_-]{{0,62}}$"),
         ))
     }
 }
@@ -53,8 +56,10 @@ mod tests {
     fn db_names() {
         assert!(check_db_name("acme").is_ok());
         assert!(check_db_name("_x_1").is_ok());
+        assert!(check_db_name("my-shop").is_ok());
+        assert!(check_db_name("1shop").is_ok());
         assert!(check_db_name(&"a".repeat(63)).is_ok());
-        for bad in ["", "1abc", "Acme", "a-b", "a\"b", "a b", "../x"] {
+        for bad in ["", "-abc", "Acme", "a\"b", "a b", "../x", "a/b", "a.b"] {
             assert!(check_db_name(bad).is_err(), "{bad}");
         }
         assert!(check_db_name(&"a".repeat(64)).is_err());

@@ -10,6 +10,7 @@
 //! (default `redis://127.0.0.1:6379`).
 
 pub mod contract;
+pub mod odoo;
 mod process;
 
 pub use process::{ServiceProcess, free_port, wait_for_http};

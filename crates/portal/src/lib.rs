@@ -4,23 +4,80 @@
 //! configuration and [`App::serve`] runs it on any listener, so tests start
 //! it on port 0.
 
+mod actions;
+mod auth;
+mod error;
+mod mail;
+mod routes;
+pub mod settings;
+mod state;
+mod store;
+mod upload;
+mod views;
+
 use std::future::Future;
 
 use axum::Router;
+use saas_core::auth::session::SessionStore;
 use saas_core::run::{self, SchemaPolicy};
-use saas_core::{Config, StartupError};
+use saas_core::shared_redis::SharedRedis;
+use saas_core::{Config, Env, StartupError};
 use tokio::net::TcpListener;
+
+pub use settings::PortalSettings;
 
 /// The portal application, ready to serve.
 pub struct App {
     router: Router,
 }
 
+/// Reads the portal's own settings from the process environment; on failure
+/// prints the one-line reason and returns exit status 2.
+pub fn settings_from_process() -> Result<PortalSettings, std::process::ExitCode> {
+    PortalSettings::from_env(&Env::from_process()).map_err(|err| {
+        eprintln!("{err}");
+        std::process::ExitCode::from(2)
+    })
+}
+
 /// Connects to PostgreSQL, waits until admin has migrated the schema and
-/// assembles the routes.
+/// assembles the routes, with the portal's settings from the process
+/// environment.
 pub async fn build(config: &Config) -> Result<App, StartupError> {
+    let settings = PortalSettings::from_env(&Env::from_process())?;
+    build_with(config, settings).await
+}
+
+/// [`build`] with settings already read. Redis is not contacted here: the
+/// portal serves `/healthz` (and reports itself not ready) while Redis is down.
+pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App, StartupError> {
     let base = run::start(config, SchemaPolicy::Wait).await?;
-    let router = base.router(Router::new());
+    let mailer = mail::Mailer::new(&settings).map_err(StartupError::Internal)?;
+    let backups = match store::BackupObjects::open(&settings.backup_store_url) {
+        Ok(store) => Some(store),
+        Err(reason) => {
+            tracing::error!(%reason, "backup storage (BACKUP_STORE_URL) cannot be opened; downloads and uploads answer 503");
+            None
+        }
+    };
+    let redis = SharedRedis::new(base.deps.redis.clone(), &config.redis_key_prefix);
+    let sessions = SessionStore {
+        prefix: format!("{}portal:session:", config.redis_key_prefix),
+        idle: settings.session_idle,
+        absolute: settings.session_absolute,
+    };
+    let state = state::AppState::new(state::Inner {
+        db: base.deps.db.clone(),
+        redis,
+        sessions,
+        mailer,
+        backups,
+        public_scheme: config.public_scheme.clone(),
+        base_domain: config.base_domain.clone(),
+        secure_cookies: config.public_scheme == "https",
+        settings,
+    });
+    let router = base.router(routes::router(state));
     Ok(App { router })
 }
 

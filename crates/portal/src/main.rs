@@ -7,8 +7,12 @@ fn main() -> ExitCode {
         Ok(config) => config,
         Err(code) => return code,
     };
+    let settings = match portal::settings_from_process() {
+        Ok(settings) => settings,
+        Err(code) => return code,
+    };
     run::block_on(&config, async {
-        let app = portal::build(&config).await?;
+        let app = portal::build_with(&config, settings).await?;
         run::serve_until_signal(&config, app.router()).await
     })
 }

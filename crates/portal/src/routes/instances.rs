@@ -1,0 +1,337 @@
+//! Web UI: the customer's instances, one instance's page and its forms.
+
+use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use saas_core::backups;
+use saas_core::customer_tenants::{self as scoped};
+use saas_core::tenants::Tenant;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::actions::{self, CreateInstance};
+use crate::auth::{SignedIn, Web};
+use crate::error::{AppError, PageError};
+use crate::state::AppState;
+use crate::views::{
+    BackupView, FormError, InstancePage, InstanceView, InstancesPage, Nav, NewInstancePage,
+    OperationView, PlanView, render,
+};
+
+pub fn router(state: &AppState) -> Router<AppState> {
+    let upload_limit = usize::try_from(state.settings.max_upload_bytes)
+        .unwrap_or(usize::MAX)
+        .saturating_add(1 << 20);
+    Router::new()
+        .route("/instances", get(list).post(create))
+        .route("/instances/new", get(new_form))
+        .route("/instances/{id}", get(show))
+        .route("/instances/{id}/backups", post(backup_now))
+        .route(
+            "/instances/{id}/upload",
+            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route("/instances/{id}/plan", post(change_plan))
+        .route("/instances/{id}/delete", post(delete))
+}
+
+/// An id from the path; a malformed one is simply not found.
+pub fn parse_id(raw: &str) -> Result<Uuid, AppError> {
+    Uuid::parse_str(raw).map_err(|_| AppError::NotFound)
+}
+
+pub fn nav(who: &SignedIn) -> Nav {
+    Nav {
+        email: who.customer.email.clone(),
+        csrf: who.csrf_token(),
+        verified: who.customer.email_verified_at.is_some(),
+    }
+}
+
+async fn list(State(state): State<AppState>, Web(who): Web) -> Result<Response, PageError> {
+    let plans = scoped::active_plans(&state.db).await?;
+    let tenants = scoped::list(&state.db, who.customer.id).await?;
+    let deleted = scoped::recently_deleted(&state.db, who.customer.id).await?;
+    let page = InstancesPage {
+        nav: nav(&who),
+        live: i64::try_from(tenants.len()).unwrap_or(i64::MAX),
+        max_instances: plans.first().map_or(0, |p| p.max_instances),
+        instances: tenants
+            .iter()
+            .map(|t| InstanceView::new(&state, t, &plans))
+            .collect(),
+        deleted: deleted
+            .iter()
+            .map(|t| InstanceView::new(&state, t, &plans))
+            .collect(),
+    };
+    Ok(render(&page))
+}
+
+async fn new_form(State(state): State<AppState>, Web(who): Web) -> Result<Response, PageError> {
+    let plans = scoped::active_plans(&state.db).await?;
+    Ok(render(&NewInstancePage {
+        nav: nav(&who),
+        plans: PlanView::list(&plans, ""),
+        subdomain: String::new(),
+        base_domain: state.base_domain.clone(),
+        error: None,
+    }))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CreateForm {
+    csrf_token: String,
+    plan: String,
+    subdomain: String,
+    admin_password: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Form(form): Form<CreateForm>,
+) -> Result<Response, PageError> {
+    who.check_csrf(&form.csrf_token)?;
+    let input = CreateInstance {
+        subdomain: &form.subdomain,
+        plan: &form.plan,
+        admin_password: &form.admin_password,
+    };
+    match actions::create_instance(&state, &who, &input).await {
+        Ok((tenant, _)) => Ok(Redirect::to(&format!("/instances/{}", tenant.id)).into_response()),
+        Err(err @ (AppError::Internal(_) | AppError::Unavailable(_))) => Err(err.into()),
+        Err(err) => {
+            let plans = scoped::active_plans(&state.db).await?;
+            let page = NewInstancePage {
+                nav: nav(&who),
+                plans: PlanView::list(&plans, &form.plan),
+                subdomain: form.subdomain.clone(),
+                base_domain: state.base_domain.clone(),
+                error: Some(FormError::from(&err)),
+            };
+            Ok((err.status(), render(&page)).into_response())
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct Done {
+    done: String,
+}
+
+fn notice(done: &str) -> Option<String> {
+    let text = match done {
+        "backup" => "Backup requested: it appears in the list when it is done.",
+        "restore" => "Restore requested: the instance is replaced with the backup shortly.",
+        "upload" => "Upload accepted and checked: the instance is being restored from it.",
+        "plan" => "Plan change requested.",
+        _ => return None,
+    };
+    Some(text.to_owned())
+}
+
+/// The instance page, with an error next to the form that failed.
+pub async fn page(
+    state: &AppState,
+    who: &SignedIn,
+    tenant: &Tenant,
+    error: Option<&AppError>,
+    notice: Option<String>,
+) -> Result<Response, PageError> {
+    let plans = scoped::active_plans(&state.db).await?;
+    let mut all_plans = plans.clone();
+    if !all_plans.iter().any(|p| p.id == tenant.plan_id)
+        && let Some(current) = scoped::plan(&state.db, &tenant.plan_id.to_string()).await?
+    {
+        all_plans.push(current);
+    }
+    let backups = backups::list_for_tenant(&state.db, tenant.id).await?;
+    let operations = scoped::operations(&state.db, tenant.id, 10).await?;
+    let pending = operations.iter().filter(|o| !o.state.is_final()).count();
+    let page = InstancePage {
+        nav: nav(who),
+        instance: InstanceView::new(state, tenant, &all_plans),
+        backups: backups.iter().map(BackupView::new).collect(),
+        operations: operations.iter().map(OperationView::new).collect(),
+        plans: PlanView::list(&plans, &tenant.plan_id.to_string()),
+        error: error.map(FormError::from),
+        notice,
+        max_upload_mb: state.settings.max_upload_bytes / (1024 * 1024),
+        pending,
+    };
+    let status = error.map_or(axum::http::StatusCode::OK, AppError::status);
+    Ok((status, render(&page)).into_response())
+}
+
+async fn show(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    Query(done): Query<Done>,
+) -> Result<Response, PageError> {
+    let tenant = actions::instance(&state, &who, parse_id(&id)?, true).await?;
+    page(&state, &who, &tenant, None, notice(&done.done)).await
+}
+
+/// Runs a form action on one of the customer's instances: on success back to
+/// its page with a notice, on a user error its page with the message.
+async fn on_instance<F, Fut, T>(
+    state: &AppState,
+    who: &SignedIn,
+    id: &str,
+    csrf: &str,
+    done: &str,
+    action: F,
+) -> Result<Response, PageError>
+where
+    F: FnOnce(Tenant) -> Fut,
+    Fut: std::future::Future<Output = Result<T, AppError>>,
+{
+    who.check_csrf(csrf)?;
+    let tenant = actions::instance(state, who, parse_id(id)?, false).await?;
+    match action(tenant.clone()).await {
+        Ok(_) => Ok(Redirect::to(&format!("/instances/{}?done={done}", tenant.id)).into_response()),
+        Err(
+            err
+            @ (AppError::Invalid { .. } | AppError::Conflict { .. } | AppError::TooLarge { .. }),
+        ) => page(state, who, &tenant, Some(&err), None).await,
+        Err(err) => Err(err.into()),
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct CsrfForm {
+    csrf_token: String,
+}
+
+async fn backup_now(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let (state_ref, who_ref) = (&state, &who);
+    on_instance(
+        &state,
+        &who,
+        &id,
+        &form.csrf_token,
+        "backup",
+        |tenant| async move { actions::backup_now(state_ref, who_ref, &tenant).await },
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PlanForm {
+    csrf_token: String,
+    plan: String,
+}
+
+async fn change_plan(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    Form(form): Form<PlanForm>,
+) -> Result<Response, PageError> {
+    let (state_ref, who_ref, plan) = (&state, &who, form.plan.as_str());
+    on_instance(
+        &state,
+        &who,
+        &id,
+        &form.csrf_token,
+        "plan",
+        |tenant| async move { actions::change_plan(state_ref, who_ref, &tenant, plan).await },
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct ConfirmForm {
+    csrf_token: String,
+    confirm: String,
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    Form(form): Form<ConfirmForm>,
+) -> Result<Response, PageError> {
+    who.check_csrf(&form.csrf_token)?;
+    let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
+    match actions::delete(&state, &who, &tenant, &form.confirm).await {
+        Ok(_) => Ok(Redirect::to(&format!("/instances/{}", tenant.id)).into_response()),
+        Err(err @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
+            page(&state, &who, &tenant, Some(&err), None).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// `multipart/form-data` with `csrf_token`, `confirm`, then `file` (in the
+/// form's order): the token is checked before a byte of the file is read.
+async fn upload(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    mut multipart: Multipart,
+) -> Result<Response, PageError> {
+    let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
+    let mut csrf_ok = false;
+    let mut confirm = String::new();
+    let mut received = None;
+    loop {
+        let field = match multipart.next_field().await {
+            Ok(Some(field)) => field,
+            Ok(None) => break,
+            Err(err) => {
+                return Err(
+                    AppError::invalid("file", format!("the upload is malformed: {err}")).into(),
+                );
+            }
+        };
+        match field.name().unwrap_or("") {
+            "csrf_token" => {
+                let value = field.text().await.unwrap_or_default();
+                who.check_csrf(&value)?;
+                csrf_ok = true;
+            }
+            "confirm" => confirm = field.text().await.unwrap_or_default(),
+            "file" => {
+                if !csrf_ok {
+                    return Err(AppError::Csrf.into());
+                }
+                match crate::upload::receive(field, state.settings.max_upload_bytes).await {
+                    Ok(r) => received = Some(r),
+                    Err(err @ (AppError::Invalid { .. } | AppError::TooLarge { .. })) => {
+                        return page(&state, &who, &tenant, Some(&err), None).await;
+                    }
+                    Err(err) => return Err(err.into()),
+                }
+            }
+            _ => {}
+        }
+    }
+    if !csrf_ok {
+        return Err(AppError::Csrf.into());
+    }
+    let Some(received) = received else {
+        let err = AppError::invalid("file", "choose a zip file to upload");
+        return page(&state, &who, &tenant, Some(&err), None).await;
+    };
+    match actions::upload_and_restore(&state, &who, &tenant, received, &confirm).await {
+        Ok(_) => Ok(Redirect::to(&format!("/instances/{}?done=upload", tenant.id)).into_response()),
+        Err(err @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
+            page(&state, &who, &tenant, Some(&err), None).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}

@@ -36,3 +36,8 @@ async fn port_in_use_names_the_variable() -> anyhow::Result<()> {
 async fn sigterm_lets_a_slow_request_finish_then_exits_0() -> anyhow::Result<()> {
     contract::sigterm_drains_slow_request(&binary(), &database().await?).await
 }
+
+#[tokio::test]
+async fn unreachable_database_names_host_port_and_variable() -> anyhow::Result<()> {
+    contract::unreachable_database_is_named(&binary(), &database().await?).await
+}

@@ -47,3 +47,8 @@ async fn waits_for_admin_to_migrate_the_schema() -> anyhow::Result<()> {
     })
     .await
 }
+
+#[tokio::test]
+async fn unreachable_database_names_host_port_and_variable() -> anyhow::Result<()> {
+    contract::unreachable_database_is_named(&binary(), &database().await?).await
+}

@@ -282,3 +282,23 @@ where
     );
     Ok(())
 }
+
+/// An unreachable PostgreSQL stops start-up with a line naming its host,
+/// port and the variable to fix.
+pub async fn unreachable_database_is_named(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    let closed = free_port()?;
+    let mut env = bin.env(db, free_port()?);
+    env.insert(
+        "DATABASE_URL".to_owned(),
+        format!("postgres://saas:Sup3rS3cretPw@127.0.0.1:{closed}/platform"),
+    );
+    env.insert("SCHEMA_WAIT_SECS".to_owned(), "1".to_owned());
+    let mut process = ServiceProcess::spawn(&bin.path, &[], &env)?;
+    let status = process.wait(Duration::from_secs(20)).await?;
+    let log = process.log();
+    ensure!(status.code() == Some(1), "exit {status}; log:\n{log}");
+    let expected = format!("cannot reach PostgreSQL at 127.0.0.1:{closed} (DATABASE_URL)");
+    ensure!(log.contains(&expected), "no {expected:?} in:\n{log}");
+    ensure!(!log.contains("Sup3rS3cretPw"), "password printed:\n{log}");
+    Ok(())
+}

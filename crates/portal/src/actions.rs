@@ -179,7 +179,7 @@ fn confirm(tenant: &Tenant, typed: &str) -> Result<(), AppError> {
     Ok(())
 }
 
-/// Restores `backup` (of any of the customer's instances) into `tenant`.
+/// Restores `backup` into its own instance `tenant`.
 pub async fn restore(
     state: &AppState,
     who: &SignedIn,
@@ -188,12 +188,20 @@ pub async fn restore(
     typed: &str,
 ) -> Result<Operation, AppError> {
     confirm(tenant, typed)?;
-    let args = if backup.tenant_id == tenant.id {
-        json!({ "backup_id": backup.id })
-    } else {
-        json!({ "backup_id": backup.id, "object_key": backup.object_key })
-    };
-    request(state, who, tenant, OperationKind::Restore, args).await
+    if backup.tenant_id != tenant.id {
+        return Err(AppError::invalid(
+            "instance",
+            "a backup restores into its own instance; download it and upload it into another",
+        ));
+    }
+    request(
+        state,
+        who,
+        tenant,
+        OperationKind::Restore,
+        json!({ "backup_id": backup.id }),
+    )
+    .await
 }
 
 /// Stores a validated upload under the tenant's prefix, records it as a

@@ -17,7 +17,6 @@ use saas_core::tenants::{self, CreateError, Tenant};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
-use uuid::Uuid;
 
 use crate::actions::{self, CreateInstance};
 use crate::auth::Api;
@@ -322,8 +321,6 @@ async fn download(
 #[derive(Deserialize)]
 struct RestoreBody {
     confirm: String,
-    #[serde(default)]
-    instance: Option<Uuid>,
 }
 
 async fn restore(
@@ -334,13 +331,7 @@ async fn restore(
 ) -> ApiResult {
     let backup = actions::backup(&state, &who, parse_id(&id)?).await?;
     let input: RestoreBody = body(&bytes)?;
-    let tenant = actions::instance(
-        &state,
-        &who,
-        input.instance.unwrap_or(backup.tenant_id),
-        false,
-    )
-    .await?;
+    let tenant = actions::instance(&state, &who, backup.tenant_id, false).await?;
     let op = actions::restore(&state, &who, &tenant, &backup, &input.confirm).await?;
     Ok(accepted(json!({ "operation": operation_json(&op) })))
 }

@@ -62,8 +62,6 @@ async fn download(
 #[serde(default)]
 struct RestoreForm {
     csrf_token: String,
-    /// The instance to restore into; the backup's own when empty.
-    instance: String,
     confirm: String,
 }
 
@@ -75,12 +73,7 @@ async fn restore(
 ) -> Result<Response, PageError> {
     who.check_csrf(&form.csrf_token)?;
     let backup = actions::backup(&state, &who, parse_id(&id)?).await?;
-    let target = if form.instance.is_empty() {
-        backup.tenant_id
-    } else {
-        parse_id(&form.instance)?
-    };
-    let tenant = actions::instance(&state, &who, target, false).await?;
+    let tenant = actions::instance(&state, &who, backup.tenant_id, false).await?;
     match actions::restore(&state, &who, &tenant, &backup, &form.confirm).await {
         Ok(_) => {
             Ok(Redirect::to(&format!("/instances/{}?done=restore", tenant.id)).into_response())

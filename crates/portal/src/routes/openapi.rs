@@ -110,8 +110,8 @@ pub fn document() -> Value {
                 }
             },
             "/api/v1/backups/{id}/restore": {
-                "post": op("Restore a backup into its instance (or `instance`)", &["id"],
-                    Some(json_body(json!({ "confirm": s, "instance": { "type": "string", "format": "uuid" } }), &["confirm"])),
+                "post": op("Restore a backup into its instance", &["id"],
+                    Some(json_body(json!({ "confirm": s }), &["confirm"])),
                     ("202", "restore operation")),
             },
             "/api/v1/operations/{id}": { "get": op("Status of one operation", &["id"], None, ("200", "operation")) },

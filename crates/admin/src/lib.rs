@@ -4,23 +4,74 @@
 //! configuration and [`App::serve`] runs it on any listener, so tests start
 //! it on port 0.
 
+pub mod actions;
+pub mod api;
+pub mod auth;
+pub mod bootstrap;
+pub mod error;
+pub mod filters;
+pub mod pages;
+pub mod params;
+pub mod repo;
+pub mod settings;
+pub mod state;
+
 use std::future::Future;
 
 use axum::Router;
+use axum::http::Uri;
+use axum::response::{IntoResponse, Response};
+use saas_core::auth::session::SessionStore;
 use saas_core::run::{self, SchemaPolicy};
+use saas_core::shared_redis::SharedRedis;
 use saas_core::{Config, StartupError};
 use tokio::net::TcpListener;
+
+pub use settings::AdminSettings;
+use state::{AppState, Inner};
 
 /// The admin application, ready to serve.
 pub struct App {
     router: Router,
 }
 
-/// Connects to PostgreSQL, applies pending migrations and assembles the routes.
-pub async fn build(config: &Config) -> Result<App, StartupError> {
+/// Connects to PostgreSQL, applies pending migrations, creates the bootstrap
+/// owner when no operator exists, and assembles the routes. Redis is not
+/// touched here: admin starts (and says it is not ready) while Redis is down.
+pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, StartupError> {
     let base = run::start(config, SchemaPolicy::Migrate).await?;
-    let router = base.router(Router::new());
+    bootstrap::bootstrap_owner(&base.deps.db, &settings).await?;
+    let state = AppState::new(Inner {
+        db: base.deps.db.clone(),
+        redis: SharedRedis::new(base.deps.redis.clone(), &config.redis_key_prefix),
+        sessions: SessionStore {
+            prefix: format!("{}admin:session:", config.redis_key_prefix),
+            idle: settings.session_idle,
+            absolute: settings.session_absolute,
+        },
+        secure_cookies: config.public_scheme == "https",
+        public_scheme: config.public_scheme.clone(),
+        base_domain: config.base_domain.clone(),
+        settings,
+    });
+    let routes = Router::new()
+        .merge(auth::login::router())
+        .merge(api::router())
+        .merge(pages::router())
+        .fallback(not_found)
+        .with_state(state);
+    let router = base.router(routes);
     Ok(App { router })
+}
+
+/// Unknown paths: JSON under `/api`, a page elsewhere.
+async fn not_found(uri: Uri) -> Response {
+    let err = error::Error::NotFound("page");
+    if uri.path().starts_with("/api/") {
+        err.into_response()
+    } else {
+        error::PageError(err).into_response()
+    }
 }
 
 impl App {

@@ -1,0 +1,294 @@
+//! Who is asking: operators signed in with a session cookie (pages) or an
+//! API token (the JSON API), their roles, and CSRF on every form.
+
+pub mod login;
+pub mod totp;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use saas_core::auth::constant_time_eq;
+use saas_core::auth::session::Session;
+use saas_core::ops::Actor;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::error::{Error, PageError};
+use crate::params::{FormParams, Params};
+use crate::repo::operators::{self, OperatorRow};
+use crate::state::AppState;
+
+pub const SESSION_COOKIE: &str = "saas_admin_session";
+/// Double-submit token of the login form, before any session exists.
+pub const LOGIN_CSRF_COOKIE: &str = "saas_admin_login_csrf";
+pub const CSRF_FIELD: &str = "_csrf";
+
+/// What an operator may do; each role includes the ones below it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// Reads everything.
+    Viewer,
+    /// Also changes tenants, customers, plans and operations.
+    Operator,
+    /// Also manages servers and operators.
+    Owner,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::Owner, Role::Operator, Role::Viewer];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Owner => "owner",
+        }
+    }
+}
+
+impl std::str::FromStr for Role {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "viewer" => Ok(Role::Viewer),
+            "operator" => Ok(Role::Operator),
+            "owner" => Ok(Role::Owner),
+            other => Err(format!("unknown role {other:?}: owner, operator or viewer")),
+        }
+    }
+}
+
+impl TryFrom<String> for Role {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        value.parse()
+    }
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The operator making a request.
+#[derive(Debug, Clone)]
+pub struct CurrentOperator {
+    pub operator: OperatorRow,
+    pub address: Option<IpAddr>,
+    /// The session's CSRF token (pages); `None` for API tokens.
+    pub csrf: Option<String>,
+}
+
+impl CurrentOperator {
+    pub fn id(&self) -> Uuid {
+        self.operator.id
+    }
+
+    pub fn role(&self) -> Role {
+        self.operator.role
+    }
+
+    pub fn actor(&self) -> Actor {
+        Actor {
+            name: format!("operator:{}", self.operator.email),
+            address: self.address,
+        }
+    }
+
+    /// Refuses (403) unless the operator's role is at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), Error> {
+        if self.operator.role >= role {
+            Ok(())
+        } else {
+            Err(Error::Forbidden)
+        }
+    }
+
+    pub fn can(&self, role: Role) -> bool {
+        self.operator.role >= role
+    }
+
+    pub fn csrf_token(&self) -> &str {
+        self.csrf.as_deref().unwrap_or("")
+    }
+}
+
+/// The client's address: the peer, or for a proxy on a private or loopback
+/// address, the last `X-Forwarded-For` entry it added.
+pub fn client_address(parts: &Parts) -> Option<IpAddr> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let forwarded = parts
+        .headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|v| v.trim().parse::<IpAddr>().ok());
+    match (peer, forwarded) {
+        (Some(peer), Some(forwarded)) if is_proxy(peer) => Some(forwarded),
+        (peer, _) => peer,
+    }
+}
+
+fn is_proxy(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
+        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+    }
+}
+
+/// The value of cookie `name`.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+/// A `Set-Cookie` value; `max_age` 0 deletes it.
+pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={age}"));
+    }
+    if state.secure_cookies {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+pub fn redirect_to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+/// The session behind the request's cookie, if any: `(token, session)`.
+pub async fn load_session(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(String, Session)>, Error> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let mut conn = state.redis.conn().await?;
+    Ok(state
+        .sessions
+        .load(&mut conn, token)
+        .await?
+        .map(|session| (token.to_owned(), session)))
+}
+
+/// An operator signed in to the pages (second factor passed). Anonymous
+/// requests are redirected to the login page.
+pub struct PageUser(pub CurrentOperator);
+
+impl FromRequestParts<AppState> for PageUser {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, PageError> {
+        let Some((_, session)) = load_session(state, &parts.headers).await? else {
+            return Err(PageError(Error::Unauthorized));
+        };
+        if !session.mfa_passed {
+            return Err(PageError(Error::Unauthorized));
+        }
+        let operator = operators::get(&state.db, session.user_id).await?;
+        match operator {
+            Some(operator) if !operator.disabled => Ok(PageUser(CurrentOperator {
+                operator,
+                address: client_address(parts),
+                csrf: Some(session.csrf_token),
+            })),
+            _ => Err(PageError(Error::Unauthorized)),
+        }
+    }
+}
+
+/// A form posted by a signed-in operator, with its CSRF token checked.
+pub struct CsrfForm(pub CurrentOperator, pub Params);
+
+impl FromRequest<AppState> for CsrfForm {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, PageError> {
+        let (mut parts, body) = req.into_parts();
+        let PageUser(user) = PageUser::from_request_parts(&mut parts, state).await?;
+        let FormParams(params) =
+            FormParams::from_request(Request::from_parts(parts, body), state).await?;
+        let sent = params.raw(CSRF_FIELD).unwrap_or("");
+        if sent.is_empty() || !constant_time_eq(sent, user.csrf_token()) {
+            return Err(PageError(Error::Csrf));
+        }
+        Ok(CsrfForm(user, params))
+    }
+}
+
+/// An operator calling the JSON API with `Authorization: Bearer <token>`.
+pub struct ApiUser(pub CurrentOperator);
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let token = bearer(&parts.headers).ok_or(Error::Unauthorized)?;
+        match operators::by_api_token(&state.db, token).await? {
+            Some(operator) if !operator.disabled => Ok(ApiUser(CurrentOperator {
+                operator,
+                address: client_address(parts),
+                csrf: None,
+            })),
+            _ => Err(Error::Unauthorized),
+        }
+    }
+}
+
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+/// Role ranks for [`ApiRole`].
+pub const OPERATOR: u8 = 1;
+pub const OWNER: u8 = 2;
+
+impl Role {
+    fn rank(self) -> u8 {
+        match self {
+            Role::Viewer => 0,
+            Role::Operator => OPERATOR,
+            Role::Owner => OWNER,
+        }
+    }
+}
+
+/// An API caller whose role ranks at least `MIN`, checked before the body
+/// is read: a viewer gets 403 whatever they send.
+pub struct ApiRole<const MIN: u8>(pub CurrentOperator);
+
+impl<const MIN: u8> FromRequestParts<AppState> for ApiRole<MIN> {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
+        let ApiUser(user) = ApiUser::from_request_parts(parts, state).await?;
+        if user.role().rank() < MIN {
+            return Err(Error::Forbidden);
+        }
+        Ok(ApiRole(user))
+    }
+}

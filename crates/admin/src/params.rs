@@ -1,0 +1,289 @@
+//! Request input that names the field at fault: query strings and forms as
+//! [`Params`], JSON bodies as [`ApiJson`]. Malformed input is a 4xx naming
+//! the field, never a 500 and never a bare rejection.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::header;
+use axum::http::request::Parts;
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// The longest free text accepted in any field, unless a field says less.
+pub const MAX_TEXT: usize = 500;
+
+/// Name/value pairs from a query string or an urlencoded form.
+#[derive(Debug, Clone, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(encoded: &[u8]) -> Result<Self> {
+        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded)
+            .map_err(|err| Error::BadRequest(format!("malformed form or query: {err}")))?;
+        Ok(Self(pairs.into_iter().collect()))
+    }
+
+    /// The trimmed value; an empty one counts as absent.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+
+    /// Optional text of at most `max` characters.
+    pub fn opt_text(&self, name: &str, max: usize) -> Result<Option<String>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => check_text(name, value, max).map(Some),
+        }
+    }
+
+    /// Required, non-empty text of at most `max` characters.
+    pub fn text(&self, name: &str, max: usize) -> Result<String> {
+        self.opt_text(name, max)?
+            .ok_or_else(|| Error::invalid(name, "must not be empty"))
+    }
+
+    pub fn opt_uuid(&self, name: &str) -> Result<Option<Uuid>> {
+        self.opt_parse(name, "must be a UUID")
+    }
+
+    pub fn uuid(&self, name: &str) -> Result<Uuid> {
+        self.opt_uuid(name)?
+            .ok_or_else(|| Error::invalid(name, "must not be empty"))
+    }
+
+    /// An optional value parsed with `FromStr`; `expected` says what it must be.
+    pub fn opt_parse<T: FromStr>(&self, name: &str, expected: &str) -> Result<Option<T>> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(raw) => raw
+                .parse()
+                .map(Some)
+                .map_err(|_| Error::invalid(name, expected)),
+        }
+    }
+
+    /// A whole number in `min..=max`, or `default` when absent.
+    pub fn int_or(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64> {
+        let expected = format!("must be a whole number from {min} to {max}");
+        match self.opt_parse::<i64>(name, &expected)? {
+            None => Ok(default),
+            Some(value) if (min..=max).contains(&value) => Ok(value),
+            Some(_) => Err(Error::invalid(name, expected)),
+        }
+    }
+
+    /// A required whole number in `min..=max`.
+    pub fn int(&self, name: &str, min: i64, max: i64) -> Result<i64> {
+        if self.get(name).is_none() {
+            return Err(Error::invalid(name, "must not be empty"));
+        }
+        self.int_or(name, 0, min, max)
+    }
+
+    /// A checkbox: present and not `false`/`0`/`off`.
+    pub fn flag(&self, name: &str) -> bool {
+        self.get(name)
+            .is_some_and(|v| !matches!(v, "false" | "0" | "off"))
+    }
+
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+/// Text that is at most `max` characters and holds no control characters.
+pub fn check_text(field: &str, value: &str, max: usize) -> Result<String> {
+    let value = value.trim();
+    if value.chars().count() > max {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} characters long"),
+        ));
+    }
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        return Err(Error::invalid(field, "must not contain control characters"));
+    }
+    Ok(value.to_owned())
+}
+
+/// Required text: not empty after trimming, at most `max` characters.
+pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
+    let value = check_text(field, value, max)?;
+    if value.is_empty() {
+        return Err(Error::invalid(field, "must not be empty"));
+    }
+    Ok(value)
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Params {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+        Params::parse(parts.uri.query().unwrap_or("").as_bytes())
+    }
+}
+
+/// An urlencoded form body as [`Params`].
+pub struct FormParams(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for FormParams {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|err| Error::BadRequest(err.body_text()))?;
+        Ok(FormParams(Params::parse(&body)?))
+    }
+}
+
+/// A JSON body whose type errors name the field (422), syntax errors 400.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = Error;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().starts_with("application/json"));
+        if !is_json {
+            return Err(Error::BadRequest(
+                "send the body as JSON with Content-Type: application/json".to_owned(),
+            ));
+        }
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|err| Error::BadRequest(err.body_text()))?;
+        parse_json(&body).map(ApiJson)
+    }
+}
+
+/// Deserialises `body`, naming the field of a type error.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_slice(body);
+    match serde_path_to_error::deserialize::<_, T>(&mut deserializer) {
+        Ok(value) => Ok(value),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let message = inner.to_string();
+                    let message = message
+                        .split(" at line ")
+                        .next()
+                        .unwrap_or(&message)
+                        .to_owned();
+                    let field = if path == "." {
+                        backticked(&message).unwrap_or_else(|| "body".to_owned())
+                    } else {
+                        path
+                    };
+                    Err(Error::invalid(field, message))
+                }
+                _ => Err(Error::BadRequest(format!(
+                    "the body is not valid JSON: {inner}"
+                ))),
+            }
+        }
+    }
+}
+
+/// The first `name` in "... `name` ...", how serde names a missing or unknown field.
+fn backticked(message: &str) -> Option<String> {
+    let start = message.find('`')? + 1;
+    let len = message[start..].find('`')?;
+    Some(message[start..start + len].to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        limits: Limits,
+    }
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Limits {
+        users: i32,
+    }
+
+    fn field_of(body: &str) -> Option<String> {
+        match parse_json::<Body>(body.as_bytes()) {
+            Err(err) => err.field().map(str::to_owned),
+            Ok(_) => None,
+        }
+    }
+
+    #[test]
+    fn type_errors_name_the_field() {
+        assert_eq!(
+            field_of(r#"{"name": 5, "limits": {"users": 1}}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "limits": {"users": "x"}}"#).as_deref(),
+            Some("limits.users")
+        );
+        assert_eq!(
+            field_of(r#"{"limits": {"users": 1}}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(r#"{"name": "a", "limits": {"users": 1}, "extra": 1}"#).as_deref(),
+            Some("extra")
+        );
+        assert!(matches!(
+            parse_json::<Body>(b"{not json"),
+            Err(Error::BadRequest(_))
+        ));
+    }
+
+    #[test]
+    fn params_check_fields() {
+        let params = Params::parse(b"limit=abc&q=%20&name=x").unwrap_or_default();
+        assert_eq!(
+            params
+                .int_or("limit", 50, 1, 200)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned))
+                .as_deref(),
+            Some("limit")
+        );
+        assert_eq!(params.get("q"), None);
+        assert!(params.text("missing", 10).is_err());
+        assert_eq!(params.text("name", 10).ok().as_deref(), Some("x"));
+    }
+}
+
+/// A resource id from the path; anything but a UUID is a 404.
+pub struct Id(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::NotFound("resource"))?;
+        raw.parse().map(Id).map_err(|_| Error::NotFound("resource"))
+    }
+}

@@ -1,0 +1,98 @@
+//! SQL of admin's operator views: listings with filters and keyset
+//! pagination, and the CRUD of customers, plans, servers and operators.
+//! Every change takes a connection so the caller writes its audit entry in
+//! the same transaction.
+
+pub mod alerts;
+pub mod audit;
+pub mod customers;
+pub mod dashboard;
+pub mod operations;
+pub mod operators;
+pub mod plans;
+pub mod servers;
+pub mod tenants;
+
+use serde::Serialize;
+
+/// One page of a keyset-paginated listing.
+#[derive(Debug, Clone, Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last one.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// Trims the extra row fetched to learn whether more follow.
+    pub fn from_rows(mut rows: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+        let limit = usize::try_from(limit).unwrap_or(0);
+        let next_cursor = if rows.len() > limit {
+            rows.truncate(limit);
+            rows.last().map(cursor_of)
+        } else {
+            None
+        };
+        Page {
+            items: rows,
+            next_cursor,
+        }
+    }
+}
+
+/// `value` with LIKE's wildcards escaped, for a prefix match.
+pub fn like_prefix(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len() + 1);
+    for c in value.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped.push('%');
+    escaped
+}
+
+/// Cursors are opaque to clients: hex of `key|id`.
+pub fn encode_cursor(key: &str, id: &str) -> String {
+    hex::encode(format!("{key}|{id}"))
+}
+
+/// The `(key, id)` of a cursor; `None` when it is not one of ours.
+pub fn decode_cursor(cursor: &str) -> Option<(String, String)> {
+    let bytes = hex::decode(cursor).ok()?;
+    let text = String::from_utf8(bytes).ok()?;
+    let (key, id) = text.rsplit_once('|')?;
+    Some((key.to_owned(), id.to_owned()))
+}
+
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_unique_violation())
+}
+
+pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_foreign_key_violation())
+}
+
+pub fn is_check_violation(err: &sqlx::Error) -> bool {
+    err.as_database_error()
+        .is_some_and(|db| db.is_check_violation())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let cursor = encode_cursor("2024-01-01T00:00:00Z", "abc");
+        assert_eq!(
+            decode_cursor(&cursor),
+            Some(("2024-01-01T00:00:00Z".to_owned(), "abc".to_owned()))
+        );
+        assert_eq!(decode_cursor("zz"), None);
+        assert_eq!(like_prefix("a_b%"), "a\\_b\\%%");
+    }
+}

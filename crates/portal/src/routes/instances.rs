@@ -1,6 +1,6 @@
 //! Web UI: the customer's instances, one instance's page and its forms.
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
@@ -282,9 +282,13 @@ async fn upload(
     State(state): State<AppState>,
     Web(who): Web,
     Path(id): Path<String>,
-    mut multipart: Multipart,
+    request: Request,
 ) -> Result<Response, PageError> {
+    // Ownership first: another customer's instance is not found, whatever the body.
     let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
+    let mut multipart = Multipart::from_request(request, &state)
+        .await
+        .map_err(|e| AppError::invalid("file", format!("expected a multipart form: {e}")))?;
     let mut csrf_ok = false;
     let mut confirm = String::new();
     let mut received = None;

@@ -14,10 +14,13 @@ use secrecy::SecretString;
 use sqlx::Connection as _;
 
 fn quick_probe() -> ProvisionOptions {
+    // Generous bounds: concurrent clones of one template queue behind each
+    // other, and CI machines are loaded; the busy and timeout cases have
+    // tests of their own with short bounds.
     ProvisionOptions {
-        busy_template_timeout: Duration::from_secs(5),
+        busy_template_timeout: Duration::from_secs(60),
         probe: Some(ProbeOptions {
-            timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
             interval: Duration::from_millis(50),
             ..ProbeOptions::default()
         }),

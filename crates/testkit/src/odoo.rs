@@ -101,7 +101,7 @@ impl Drop for OdooWorld {
     }
 }
 
-async fn drop_databases_containing(suffix: &str) -> anyhow::Result<()> {
+pub async fn drop_databases_containing(suffix: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(&crate::admin_database_url()).await?;
     let names: Vec<String> =
         sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0")
@@ -128,7 +128,7 @@ pub async fn ensure_role() -> anyhow::Result<()> {
     .await
 }
 
-async fn admin_exec(sql: &str) -> anyhow::Result<()> {
+pub async fn admin_exec(sql: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(&crate::admin_database_url()).await?;
     admin.execute(sql).await?;
     Ok(())

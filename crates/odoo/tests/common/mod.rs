@@ -6,26 +6,18 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use saas_odoo::{AdminPassword, OdooServer, ProvisionSpec, hash_password_with};
 use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
-use sqlx::{Connection as _, Executor as _, PgConnection};
+use sqlx::{Connection as _, PgConnection};
 use url::Url;
 
 pub mod fake_odoo;
 
-/// Role that owns tenant databases in tests (cluster-wide, shared by all tests).
-pub const ROLE: &str = "saas_odoo_test";
-
-pub fn fixture_path() -> PathBuf {
-    if let Ok(path) = std::env::var("ODOO18_FIXTURE") {
-        return PathBuf::from(path);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/odoo18/template.sql")
-}
+pub use saas_testkit::odoo::{ROLE, admin_exec, ensure_role, fixture_path};
 
 pub struct World {
     pub suffix: String,
@@ -162,44 +154,11 @@ impl Drop for World {
                 .enable_all()
                 .build();
             if let Ok(runtime) = runtime {
-                let _ = runtime.block_on(drop_world_databases(&suffix));
+                let _ = runtime.block_on(saas_testkit::odoo::drop_databases_containing(&suffix));
             }
         });
         let _ = handle.join();
     }
-}
-
-async fn drop_world_databases(suffix: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
-    let names: Vec<String> =
-        sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0")
-            .bind(suffix)
-            .fetch_all(&mut admin)
-            .await?;
-    for name in names {
-        let _ = admin
-            .execute(format!(r#"ALTER DATABASE "{name}" IS_TEMPLATE false"#).as_str())
-            .await;
-        let _ = admin
-            .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-            .await;
-    }
-    Ok(())
-}
-
-/// Creates the shared test role once (concurrent tests may race: both errors are fine).
-pub async fn ensure_role() -> anyhow::Result<()> {
-    let sql = format!(
-        "DO $$ BEGIN CREATE ROLE {ROLE} LOGIN; \
-         EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL; END $$"
-    );
-    admin_exec(&sql).await
-}
-
-pub async fn admin_exec(sql: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
-    admin.execute(sql).await?;
-    Ok(())
 }
 
 pub fn hash_tree(root: &Path) -> anyhow::Result<BTreeMap<String, String>> {

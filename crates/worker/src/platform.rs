@@ -88,6 +88,9 @@ impl Handlers for PlatformHandlers {
                 Ok(requested) => tracing::info!(requested, "schedules requested operations"),
                 Err(err) => tracing::warn!(error = %err, "schedules failed"),
             }
+            if let Err(err) = expire_backups_of_deleted_tenants(&inner).await {
+                tracing::warn!(error = %err.message, "expiring backups of deleted tenants failed");
+            }
             if let Err(err) = crate::schedule::backup_metrics(&inner.pool, &context.metrics).await {
                 tracing::warn!(error = %err, "backup metrics failed");
             }
@@ -387,7 +390,12 @@ async fn delete(
     operation: &Operation,
 ) -> Result<(), HandlerError> {
     let server = placement.server()?;
-    let skip_backup = operation.args["skip_backup"].as_bool().unwrap_or(false);
+    let skip_backup = operation.args["skip_backup"].as_bool().unwrap_or(false)
+        || operation.args["final_backup"].as_bool() == Some(false);
+    // The final backup is kept for the grace period when one is given.
+    let keep_days = operation.args["grace_days"]
+        .as_i64()
+        .filter(|days| *days >= 0);
     if !skip_backup {
         // A final backup, once: a retried delete does not take another.
         let taken: bool = sqlx::query_scalar(
@@ -401,7 +409,14 @@ async fn delete(
             .await
             .map_err(odoo_error)?;
         if !taken && exists {
-            backup_now(inner, placement, "pre_delete").await?;
+            let id = backup_now(inner, placement, "pre_delete").await?;
+            if let Some(days) = keep_days {
+                sqlx::query("UPDATE backups SET expires_at = now() + make_interval(days => $2) WHERE id = $1")
+                    .bind(id)
+                    .bind(i32::try_from(days).unwrap_or(i32::MAX))
+                    .execute(&inner.pool)
+                    .await?;
+            }
         }
     }
     saas_odoo::delete_tenant(&server, &placement.db_name, None)
@@ -470,6 +485,26 @@ async fn prune_backups(inner: &Inner, placement: &TenantPlacement) -> Result<(),
             .execute(&inner.pool)
             .await?;
         tracing::info!(backup = %id, "pruned backup");
+    }
+    Ok(())
+}
+
+/// Final backups of deleted tenants are kept for their grace period only;
+/// a deleted tenant has no operations any more, so maintenance removes them.
+async fn expire_backups_of_deleted_tenants(inner: &Inner) -> Result<(), HandlerError> {
+    let doomed: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT b.id, b.object_key FROM backups b JOIN tenants t ON t.id = b.tenant_id
+         WHERE t.state = 'deleted' AND b.expires_at < now() LIMIT 100",
+    )
+    .fetch_all(&inner.pool)
+    .await?;
+    for (id, key) in doomed {
+        inner.store.delete(&key).await.map_err(odoo_error)?;
+        sqlx::query("DELETE FROM backups WHERE id = $1")
+            .bind(id)
+            .execute(&inner.pool)
+            .await?;
+        tracing::info!(backup = %id, "final backup of a deleted tenant expired");
     }
     Ok(())
 }

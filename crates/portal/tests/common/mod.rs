@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod webdriver;
+
 use std::collections::HashMap;
 
 use anyhow::{Context, ensure};
@@ -24,6 +26,7 @@ pub struct TestApp {
     pub backups_dir: tempfile::TempDir,
     pub trial_plan: Uuid,
     pub small_plan: Uuid,
+    pub redis_prefix: String,
     pub process: ServiceProcess,
     pub db: TestDb,
 }
@@ -100,7 +103,8 @@ impl TestApp {
         let backups_dir = tempfile::tempdir()?;
         let bin = binary();
         let mut env: HashMap<String, String> = bin.env(&db, free_port()?);
-        env.insert("REDIS_KEY_PREFIX".into(), redis_prefix());
+        let prefix = redis_prefix();
+        env.insert("REDIS_KEY_PREFIX".into(), prefix.clone());
         env.insert("PUBLIC_SCHEME".into(), "http".into());
         env.insert("BASE_DOMAIN".into(), "saas.test".into());
         env.insert(
@@ -117,6 +121,7 @@ impl TestApp {
             backups_dir,
             trial_plan,
             small_plan,
+            redis_prefix: prefix,
             process,
             db,
         })

@@ -1,1 +1,135 @@
-fn main() {}
+//! From a customer's "create" (POST /api/v1/instances) to the instance
+//! active as the API reports it, 20 instances one after another, with the
+//! real worker and the Odoo 18 fixture template; next to the raw
+//! `CREATE DATABASE ... TEMPLATE` time measured in the same run.
+//! Writes the `portal` section of `bench/RESULTS.md`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use reqwest::Method;
+use saas_testkit::odoo::OdooWorld;
+use serde_json::{Value, json};
+use sqlx::{Connection as _, Executor as _};
+
+const RUNS: usize = 20;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn summary(samples: &mut [Duration]) -> String {
+    samples.sort();
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    format!(
+        "{} | {} | {} | {}",
+        ms(percentile(samples, 50.0)),
+        ms(percentile(samples, 99.0)),
+        ms(samples[0]),
+        ms(samples[samples.len() - 1])
+    )
+}
+
+async fn raw_clone(template: &str, name: &str) -> anyhow::Result<Duration> {
+    let mut admin = sqlx::PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    let started = Instant::now();
+    admin
+        .execute(format!(r#"CREATE DATABASE "{name}" TEMPLATE "tpl_{template}""#).as_str())
+        .await?;
+    let elapsed = started.elapsed();
+    admin
+        .execute(format!(r#"DROP DATABASE "{name}" WITH (FORCE)"#).as_str())
+        .await?;
+    Ok(elapsed)
+}
+
+async fn run() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let app = common::TestApp::start_with(common::platform::options(&world)).await?;
+    let _worker = common::platform::start_worker(&app, &world).await?;
+    sqlx::query("UPDATE plans SET max_instances = 1000")
+        .execute(&app.pool)
+        .await?;
+    let customer = app
+        .customer(&format!("bench-{}@example.com", world.suffix))
+        .await?;
+    let (mut clone, mut request, mut to_active) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..RUNS {
+        clone.push(raw_clone(&world.template, &format!("raw_{i}_{}", world.suffix)).await?);
+        let started = Instant::now();
+        let response = customer
+            .api(
+                Method::POST,
+                "/api/v1/instances",
+                Some(json!({ "subdomain": format!("b{i}-{}", world.suffix), "admin_password": common::PASSWORD })),
+            )
+            .await?;
+        request.push(started.elapsed());
+        let status = response.status();
+        let body: Value = response.json().await?;
+        ensure!(status == 202, "create: {status} {body}");
+        let id = body["instance"]["id"].as_str().context("no id")?.to_owned();
+        loop {
+            let now: Value = customer
+                .api(Method::GET, &format!("/api/v1/instances/{id}"), None)
+                .await?
+                .json()
+                .await?;
+            match now["instance"]["state"].as_str() {
+                Some("active") => break,
+                Some("failed") => anyhow::bail!("instance {i} failed: {now}"),
+                _ if started.elapsed() > Duration::from_secs(120) => {
+                    anyhow::bail!("instance {i} not active after 120 s: {now}")
+                }
+                _ => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+        to_active.push(started.elapsed());
+    }
+    let body = format!(
+        "## Portal: customer \"create\" to instance active\n\n\
+         {RUNS} instances created one after another through `POST /api/v1/instances` (session cookie),\n\
+         each polled with `GET /api/v1/instances/{{id}}` every 20 ms until `active`; the real worker\n\
+         (one process, default concurrency) clones the Odoo 18 fixture template, copies its filestore,\n\
+         configures the database and probes a local server answering like Odoo. The raw clone is\n\
+         `CREATE DATABASE ... TEMPLATE tpl_<fixture>` on the same PostgreSQL, measured before each create.\n\
+         The create request includes hashing the Odoo admin password (pbkdf2-sha512, 600,000 rounds).\n\
+         Machine: 2 cores; `cargo bench -p portal --bench create_to_active` (release build).\n\n\
+         | measure | p50 | p99 | min | max |\n|---|---|---|---|---|\n\
+         | raw template clone | {} |\n| create request (202) | {} |\n| create to active | {} |\n",
+        summary(&mut clone),
+        summary(&mut request),
+        summary(&mut to_active),
+    );
+    let path = saas_testkit::write_bench_section("portal", &body)?;
+    println!("{body}\nwritten to {}", path.display());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    // `cargo test --benches` / nextest list benches with --list or --bench: only run for real.
+    if std::env::args().any(|a| a == "--list") {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("benchmark failed: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod platform;
 pub mod webdriver;
 
 use std::collections::HashMap;

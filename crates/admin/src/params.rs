@@ -207,6 +207,21 @@ fn backticked(message: &str) -> Option<String> {
     Some(message[start..start + len].to_owned())
 }
 
+/// A resource id from the path; anything but a UUID is a 404.
+pub struct Id(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for Id {
+    type Rejection = Error;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
+        let axum::extract::Path(raw) =
+            axum::extract::Path::<String>::from_request_parts(parts, state)
+                .await
+                .map_err(|_| Error::NotFound("resource"))?;
+        raw.parse().map(Id).map_err(|_| Error::NotFound("resource"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,20 +285,5 @@ mod tests {
         assert_eq!(params.get("q"), None);
         assert!(params.text("missing", 10).is_err());
         assert_eq!(params.text("name", 10).ok().as_deref(), Some("x"));
-    }
-}
-
-/// A resource id from the path; anything but a UUID is a 404.
-pub struct Id(pub Uuid);
-
-impl<S: Send + Sync> FromRequestParts<S> for Id {
-    type Rejection = Error;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self> {
-        let axum::extract::Path(raw) =
-            axum::extract::Path::<String>::from_request_parts(parts, state)
-                .await
-                .map_err(|_| Error::NotFound("resource"))?;
-        raw.parse().map(Id).map_err(|_| Error::NotFound("resource"))
     }
 }

@@ -52,3 +52,35 @@ async fn waits_for_admin_to_migrate_the_schema() -> anyhow::Result<()> {
 async fn unreachable_database_names_host_port_and_variable() -> anyhow::Result<()> {
     contract::unreachable_database_is_named(&binary(), &database().await?).await
 }
+
+/// The portal's own settings fail like the shared ones: one line naming the
+/// variable, exit status 2, secrets never echoed.
+#[tokio::test]
+async fn bad_portal_settings_exit_2_naming_the_variable() -> anyhow::Result<()> {
+    let db = database().await?;
+    for (var, value, hidden) in [
+        ("MAX_UPLOAD_MB", "lots", None),
+        ("BACKUP_STORE_URL", "ftp://backups/x", None),
+        (
+            "SMTP_URL",
+            "http://mailer:hunter2@mail.example.com",
+            Some("hunter2"),
+        ),
+    ] {
+        let mut env = binary().env(&db, saas_testkit::free_port()?);
+        env.insert(var.to_owned(), value.to_owned());
+        let mut process = saas_testkit::ServiceProcess::spawn(&binary().path, &[], &env)?;
+        let status = process.wait(std::time::Duration::from_secs(20)).await?;
+        let log = process.log();
+        anyhow::ensure!(status.code() == Some(2), "{var}: exit {status}; {log}");
+        anyhow::ensure!(
+            log.lines()
+                .any(|l| l.starts_with(&format!("config error: {var}: expected "))),
+            "{var}: {log}"
+        );
+        if let Some(secret) = hidden {
+            anyhow::ensure!(!log.contains(secret), "{var} echoed its secret: {log}");
+        }
+    }
+    Ok(())
+}

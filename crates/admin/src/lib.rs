@@ -52,6 +52,7 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         secure_cookies: config.public_scheme == "https",
         public_scheme: config.public_scheme.clone(),
         base_domain: config.base_domain.clone(),
+        token_cache: Default::default(),
         settings,
     });
     let routes = Router::new()

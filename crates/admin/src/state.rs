@@ -1,12 +1,15 @@
 //! What every handler shares.
 
+use std::collections::HashMap;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use saas_core::auth::session::SessionStore;
 use saas_core::shared_redis::SharedRedis;
 use sqlx::PgPool;
 
+use crate::repo::operators::OperatorRow;
 use crate::settings::AdminSettings;
 
 #[derive(Clone)]
@@ -22,7 +25,15 @@ pub struct Inner {
     pub secure_cookies: bool,
     pub public_scheme: String,
     pub base_domain: String,
+    /// API tokens recently checked, so a busy client costs one query per
+    /// request, not two. Cleared on every token or operator change here;
+    /// another admin process sees a revocation within [`TOKEN_CACHE_TTL`].
+    pub token_cache: Mutex<HashMap<String, (Instant, OperatorRow)>>,
 }
+
+/// How long a checked API token is trusted without asking PostgreSQL.
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(2);
+const TOKEN_CACHE_MAX: usize = 10_000;
 
 impl AppState {
     pub fn new(inner: Inner) -> Self {
@@ -38,6 +49,31 @@ impl AppState {
                 tracing::warn!(error = %err, "operations queue unreachable; the reconciler will push");
                 None
             }
+        }
+    }
+
+    /// The operator of a token checked within the last [`TOKEN_CACHE_TTL`].
+    pub fn cached_token(&self, hash: &str) -> Option<OperatorRow> {
+        let cache = self.token_cache.lock().ok()?;
+        cache
+            .get(hash)
+            .filter(|(at, _)| at.elapsed() < TOKEN_CACHE_TTL)
+            .map(|(_, row)| row.clone())
+    }
+
+    pub fn cache_token(&self, hash: String, row: OperatorRow) {
+        if let Ok(mut cache) = self.token_cache.lock() {
+            if cache.len() >= TOKEN_CACHE_MAX {
+                cache.clear();
+            }
+            cache.insert(hash, (Instant::now(), row));
+        }
+    }
+
+    /// Forgets every cached token (after a revocation or an operator change).
+    pub fn forget_tokens(&self) {
+        if let Ok(mut cache) = self.token_cache.lock() {
+            cache.clear();
         }
     }
 

@@ -110,6 +110,7 @@ pub async fn update(
     )
     .await?;
     tx.commit().await?;
+    state.forget_tokens();
     Ok(row)
 }
 
@@ -148,5 +149,6 @@ pub async fn revoke_token(state: &AppState, user: &CurrentOperator, id: Uuid) ->
     )
     .await?;
     tx.commit().await?;
+    state.forget_tokens();
     Ok(())
 }

@@ -57,6 +57,19 @@ impl Change {
     }
 }
 
+/// The operation an action's name (`suspend`, `change-plan`, ...) requests.
+pub fn kind_of(action: &str) -> Option<OperationKind> {
+    Some(match action {
+        "suspend" => OperationKind::Suspend,
+        "resume" => OperationKind::Resume,
+        "backup" => OperationKind::Backup,
+        "restore" => OperationKind::Restore,
+        "change-plan" | "change_plan" => OperationKind::ChangePlan,
+        "delete" => OperationKind::Delete,
+        _ => return None,
+    })
+}
+
 /// The body of every tenant action in the API.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -243,7 +243,18 @@ impl FromRequestParts<AppState> for ApiUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer(&parts.headers).ok_or(Error::Unauthorized)?;
-        match operators::by_api_token(&state.db, token).await? {
+        let hash = saas_core::auth::sha256_hex(token);
+        let operator = match state.cached_token(&hash) {
+            Some(row) => Some(row),
+            None => {
+                let row = operators::by_api_token(&state.db, token).await?;
+                if let Some(row) = &row {
+                    state.cache_token(hash, row.clone());
+                }
+                row
+            }
+        };
+        match operator {
             Some(operator) if !operator.disabled => Ok(ApiUser(CurrentOperator {
                 operator,
                 address: client_address(parts),

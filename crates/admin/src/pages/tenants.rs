@@ -17,10 +17,9 @@ use crate::error::{Error, PageResult};
 use crate::filters;
 use crate::params::{Id, Params};
 use crate::repo::{
-    self, Page,
+    self, Choice, Page,
     audit::AuditRow,
     plans::PlanRow,
-    servers::ServerRow,
     tenants::{Backup, TenantDetail, TenantItem},
 };
 use crate::state::AppState;
@@ -44,8 +43,8 @@ struct TenantsPage {
     plan: String,
     server: String,
     sort: String,
-    plans: Vec<PlanRow>,
-    servers: Vec<ServerRow>,
+    plans: Vec<Choice>,
+    servers: Vec<Choice>,
     states: &'static [&'static str],
     next_link: Option<String>,
 }
@@ -67,6 +66,7 @@ async fn list(
 ) -> PageResult<Html<String>> {
     let filter = filters::tenants(&params)?;
     let page = repo::tenants::list(&state.db, &filter).await?;
+    let (plans, servers) = repo::choices(&state.db).await?;
     let get = |name: &str| params.get(name).unwrap_or("").to_owned();
     let base = [
         ("q", get("q")),
@@ -89,8 +89,8 @@ async fn list(
         plan: get("plan"),
         server: get("server"),
         sort: filter.sort.as_str().to_owned(),
-        plans: repo::plans::list(&state.db).await?,
-        servers: repo::servers::list(&state.db).await?,
+        plans,
+        servers,
         states: STATES,
         next_link,
     })?)
@@ -150,6 +150,20 @@ struct TenantPage {
     users_pct: u32,
     done: Option<String>,
     simple_actions: &'static [(&'static str, &'static str)],
+}
+
+impl TenantPage {
+    /// Whether the tenant's state allows `action` (its form is shown only then).
+    fn allows(&self, action: &str) -> bool {
+        let Some(kind) = actions::kind_of(action) else {
+            return false;
+        };
+        let (allowed, _) = saas_core::ops::precondition(kind);
+        self.t
+            .tenant
+            .state()
+            .is_some_and(|state| allowed.contains(&state))
+    }
 }
 
 async fn detail(

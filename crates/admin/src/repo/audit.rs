@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 
-use super::{Page, like_prefix};
+use super::{Page, like_prefix, limit_clause};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct AuditRow {
@@ -58,8 +58,8 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page<AuditRow>, sqlx
         query.push(" AND id < ").push_bind(before);
     }
     query
-        .push(" ORDER BY id DESC LIMIT ")
-        .push_bind(filter.limit + 1);
+        .push(" ORDER BY id DESC")
+        .push(limit_clause(filter.limit));
     let rows: Vec<AuditRow> = query.build_query_as().fetch_all(pool).await?;
     Ok(Page::from_rows(rows, filter.limit, |row| {
         row.id.to_string()

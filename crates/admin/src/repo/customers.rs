@@ -5,7 +5,7 @@ use serde::Serialize;
 use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Page, decode_cursor, encode_cursor, like_prefix};
+use super::{Page, decode_cursor, encode_cursor, like_prefix, limit_clause};
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct CustomerRow {
@@ -58,8 +58,8 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page<CustomerRow>, s
             .push(")");
     }
     query
-        .push(" ORDER BY c.created_at DESC, c.id DESC LIMIT ")
-        .push_bind(filter.limit + 1);
+        .push(" ORDER BY c.created_at DESC, c.id DESC")
+        .push(limit_clause(filter.limit));
     let rows: Vec<CustomerRow> = query.build_query_as().fetch_all(pool).await?;
     Ok(Page::from_rows(rows, filter.limit, |c| {
         encode_cursor(

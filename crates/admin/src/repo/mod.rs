@@ -15,6 +15,24 @@ pub mod tenants;
 
 use serde::Serialize;
 
+/// An entry of a filter's drop-down: id and label, without counts.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Choice {
+    pub id: uuid::Uuid,
+    pub label: String,
+}
+
+/// Plans (by code) and servers (by name) for filter drop-downs.
+pub async fn choices(pool: &sqlx::PgPool) -> Result<(Vec<Choice>, Vec<Choice>), sqlx::Error> {
+    let plans = sqlx::query_as("SELECT id, code AS label FROM plans ORDER BY code")
+        .fetch_all(pool)
+        .await?;
+    let servers = sqlx::query_as("SELECT id, name AS label FROM servers ORDER BY name")
+        .fetch_all(pool)
+        .await?;
+    Ok((plans, servers))
+}
+
 /// One page of a keyset-paginated listing.
 #[derive(Debug, Clone, Serialize)]
 pub struct Page<T> {
@@ -38,6 +56,13 @@ impl<T> Page<T> {
             next_cursor,
         }
     }
+}
+
+/// ` LIMIT n+1` as a literal (the extra row tells whether more follow). A
+/// literal, not a parameter: with a parameter PostgreSQL's generic plan
+/// assumes a large limit, so it plans every execution anew (about 1 ms).
+pub fn limit_clause(limit: i64) -> String {
+    format!(" LIMIT {}", limit.clamp(0, 100_000) + 1)
 }
 
 /// `value` with LIKE's wildcards escaped, for a prefix match.

@@ -6,7 +6,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Page, encode_cursor};
+use super::{Page, encode_cursor, limit_clause};
 
 /// An operation with its tenant's subdomain.
 #[derive(Debug, Clone, Serialize)]
@@ -66,8 +66,8 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page<OperationItem>,
             .push(")");
     }
     query
-        .push(" ORDER BY o.created_at DESC, o.id DESC LIMIT ")
-        .push_bind(filter.limit + 1);
+        .push(" ORDER BY o.created_at DESC, o.id DESC")
+        .push(limit_clause(filter.limit));
     let rows: Vec<OperationItem> = query.build_query_as().fetch_all(pool).await?;
     Ok(Page::from_rows(rows, filter.limit, |item| {
         encode_cursor(

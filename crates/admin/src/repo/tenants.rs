@@ -8,7 +8,7 @@ use serde::Serialize;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
-use super::{Page, decode_cursor, encode_cursor, like_prefix};
+use super::{Page, decode_cursor, encode_cursor, like_prefix, limit_clause};
 
 /// One line of the tenants list.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -128,12 +128,21 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page<TenantItem>, sq
     }
     if let Some(q) = &filter.q {
         let pattern = like_prefix(&q.to_lowercase());
-        query
-            .push(" AND (t.subdomain LIKE ")
-            .push_bind(pattern.clone())
-            .push(" OR t.customer_id IN (SELECT id FROM customers WHERE lower(email::text) LIKE ")
-            .push_bind(pattern)
-            .push("))");
+        match matching_ids(pool, &pattern).await? {
+            // A selective search: look the few matches up by id.
+            Some(ids) => {
+                query.push(" AND t.id = ANY(").push_bind(ids).push(")");
+            }
+            // A broad one: walk the ordered index, most rows match.
+            None => {
+                query
+                    .push(" AND (t.subdomain LIKE ")
+                    .push_bind(pattern.clone())
+                    .push(" OR t.customer_id IN (SELECT id FROM customers WHERE lower(email::text) LIKE ")
+                    .push_bind(pattern)
+                    .push("))");
+            }
+        }
     }
     match &filter.cursor {
         Some(Cursor::Created(at, id)) => {
@@ -158,12 +167,33 @@ pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page<TenantItem>, sq
         Sort::Created => " ORDER BY t.created_at DESC, t.id DESC",
         Sort::Name => " ORDER BY t.subdomain, t.id",
     });
-    query.push(" LIMIT ").push_bind(filter.limit + 1);
+    query.push(limit_clause(filter.limit));
     let rows: Vec<TenantItem> = query.build_query_as().fetch_all(pool).await?;
     let sort = filter.sort;
     Ok(Page::from_rows(rows, filter.limit, |item| {
         Cursor::of(item, sort)
     }))
+}
+
+/// Searches matching more tenants than this walk the ordered index instead.
+const SELECTIVE: usize = 5000;
+
+/// The tenants whose subdomain or customer email starts with `pattern`, when
+/// at most [`SELECTIVE`] do; `None` for a broader search.
+async fn matching_ids(pool: &PgPool, pattern: &str) -> Result<Option<Vec<Uuid>>, sqlx::Error> {
+    let ids: Vec<Uuid> = sqlx::query_scalar(&format!(
+        "SELECT id FROM tenants WHERE subdomain LIKE $1
+         UNION ALL
+         SELECT t.id FROM tenants t JOIN customers c ON c.id = t.customer_id
+         WHERE lower(c.email::text) LIKE $1
+         LIMIT {}",
+        SELECTIVE + 1
+    ))
+    .bind(pattern)
+    .fetch_all(pool)
+    .await?;
+    // UNION ALL stops at the limit; a tenant matching twice counts twice.
+    Ok((ids.len() <= SELECTIVE).then_some(ids))
 }
 
 /// Everything the tenant page shows about the tenant itself.

@@ -178,6 +178,10 @@ async fn main() -> anyhow::Result<()> {
         ),
         ("search `shop-4242`", format!("{base}/tenants?q=shop-4242")),
         (
+            "broad search `shop-1` (11,111 matches)",
+            format!("{base}/tenants?q=shop-1"),
+        ),
+        (
             "search by customer email",
             format!("{base}/tenants?q=customer77%40example.com"),
         ),

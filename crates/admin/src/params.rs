@@ -222,6 +222,17 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     }
 }
 
+/// [`Id`] for pages: a bad id is an HTML 404.
+pub struct PageId(pub Uuid);
+
+impl<S: Send + Sync> FromRequestParts<S> for PageId {
+    type Rejection = crate::error::PageError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(PageId(Id::from_request_parts(parts, state).await?.0))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

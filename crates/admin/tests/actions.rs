@@ -936,7 +936,19 @@ async fn every_page_renders_for_an_owner() -> anyhow::Result<()> {
         text.starts_with("id,created_at,actor,action") && text.contains("tenant.create"),
         "{text}"
     );
-    let missing = owner.get("/no/such/page").await?;
-    ensure!(missing.status() == 404);
+    for path in [
+        "/no/such/page",
+        "/tenants/12",
+        &format!("/plans/{}", Uuid::new_v4()),
+    ] {
+        let missing = owner.get(path).await?;
+        ensure!(missing.status() == 404, "{path}: {}", missing.status());
+        let html = missing
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+        ensure!(html, "{path}: not an HTML page");
+    }
     Ok(())
 }

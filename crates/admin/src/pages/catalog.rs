@@ -10,7 +10,7 @@ use super::{Nav, render, see_other};
 use crate::actions::catalog::{self as actions, PlanPatch, ServerPatch};
 use crate::auth::{CsrfForm, PageUser};
 use crate::error::{Error, PageResult};
-use crate::params::Id;
+use crate::params::PageId;
 use crate::repo::{
     self,
     plans::PlanRow,
@@ -60,7 +60,7 @@ struct PlanPage {
 async fn plan(
     State(state): State<AppState>,
     PageUser(user): PageUser,
-    Id(id): Id,
+    PageId(id): PageId,
 ) -> PageResult<Html<String>> {
     let plan = repo::plans::get(&state.db, id)
         .await?
@@ -73,7 +73,7 @@ async fn plan(
 
 async fn update_plan(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     actions::save_plan(&state, &user, Some(id), PlanPatch::from_params(&form)?).await?;
@@ -82,7 +82,7 @@ async fn update_plan(
 
 async fn delete_plan(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, _): CsrfForm,
 ) -> PageResult {
     actions::delete_plan(&state, &user, id).await?;
@@ -126,7 +126,7 @@ struct ServerPage {
 async fn server(
     State(state): State<AppState>,
     PageUser(user): PageUser,
-    Id(id): Id,
+    PageId(id): PageId,
 ) -> PageResult<Html<String>> {
     let server = repo::servers::get(&state.db, id)
         .await?
@@ -141,7 +141,7 @@ async fn server(
 
 async fn update_server(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     actions::save_server(&state, &user, Some(id), ServerPatch::from_params(&form)?).await?;
@@ -150,7 +150,7 @@ async fn update_server(
 
 async fn delete_server(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, _): CsrfForm,
 ) -> PageResult {
     actions::delete_server(&state, &user, id).await?;

@@ -11,7 +11,7 @@ use crate::actions::customers::{self as actions, NewCustomer};
 use crate::auth::{CsrfForm, PageUser};
 use crate::error::{Error, PageResult};
 use crate::filters;
-use crate::params::{Id, Params};
+use crate::params::{PageId, Params};
 use crate::repo::{self, Page, customers::CustomerRow, tenants::TenantItem};
 use crate::state::AppState;
 
@@ -73,7 +73,7 @@ struct CustomerPage {
 async fn detail(
     State(state): State<AppState>,
     PageUser(user): PageUser,
-    Id(id): Id,
+    PageId(id): PageId,
 ) -> PageResult<Html<String>> {
     let customer = repo::customers::get(&state.db, id)
         .await?
@@ -97,7 +97,7 @@ async fn detail(
 
 async fn set_status(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     let disabled = match form.get("status") {

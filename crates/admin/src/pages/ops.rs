@@ -13,7 +13,7 @@ use crate::api::{csv_response, live_workers};
 use crate::auth::{CsrfForm, PageUser};
 use crate::error::PageResult;
 use crate::filters;
-use crate::params::{Id, Params};
+use crate::params::{PageId, Params};
 use crate::repo::{self, Page, audit::AuditRow, operations::OperationItem};
 use crate::state::AppState;
 
@@ -79,7 +79,7 @@ async fn operations(
 
 async fn retry(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     actions::retry(&state, &user, id, form.get("reason").unwrap_or("")).await?;
@@ -88,7 +88,7 @@ async fn retry(
 
 async fn cancel(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     actions::cancel(&state, &user, id, form.get("reason").unwrap_or("")).await?;

@@ -14,7 +14,7 @@ use crate::actions::{
 };
 use crate::auth::{CsrfForm, PageUser, Role, totp};
 use crate::error::{Error, PageResult};
-use crate::params::Id;
+use crate::params::PageId;
 use crate::repo::{self, operators::OperatorRow};
 use crate::state::AppState;
 
@@ -66,7 +66,7 @@ async fn create_operator(
 
 async fn update_operator(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     let patch = OperatorPatch {
@@ -109,7 +109,7 @@ async fn create_token(State(state): State<AppState>, CsrfForm(user, form): CsrfF
 
 async fn revoke_token(
     State(state): State<AppState>,
-    Id(id): Id,
+    PageId(id): PageId,
     CsrfForm(user, _): CsrfForm,
 ) -> PageResult {
     actions::operators::revoke_token(&state, &user, id).await?;

@@ -15,7 +15,7 @@ use crate::actions::tenants::{self as actions, Change, NewTenantBody};
 use crate::auth::{CsrfForm, PageUser};
 use crate::error::{Error, PageResult};
 use crate::filters;
-use crate::params::{Id, Params};
+use crate::params::{PageId, Params};
 use crate::repo::{
     self, Choice, Page,
     audit::AuditRow,
@@ -169,7 +169,7 @@ impl TenantPage {
 async fn detail(
     State(state): State<AppState>,
     PageUser(user): PageUser,
-    Id(id): Id,
+    PageId(id): PageId,
     params: Params,
 ) -> PageResult<Html<String>> {
     let t = repo::tenants::detail(&state.db, id, &state.public_scheme, &state.base_domain)
@@ -215,7 +215,7 @@ async fn detail(
 async fn live(
     State(state): State<AppState>,
     PageUser(_): PageUser,
-    Id(id): Id,
+    PageId(id): PageId,
 ) -> PageResult<Response> {
     let tenant = saas_core::tenants::get(&state.db, id)
         .await?

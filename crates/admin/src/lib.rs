@@ -7,6 +7,7 @@
 pub mod actions;
 pub mod api;
 pub mod auth;
+pub mod backups;
 pub mod bootstrap;
 pub mod error;
 pub mod filters;

@@ -19,6 +19,8 @@ pub struct AdminSettings {
     /// What Alertmanager sends as `Authorization: Bearer ...`; `None` refuses
     /// every alert.
     pub alert_webhook_token: Option<SecretString>,
+    /// Where the worker writes backups; admin streams downloads from it.
+    pub backup_store_url: String,
     pub session_idle: Duration,
     pub session_absolute: Duration,
 }
@@ -69,7 +71,17 @@ impl AdminSettings {
                 "a random string of at least 16 characters",
             )?),
         };
+        let backup_store_url = env.parse_or(
+            "BACKUP_STORE_URL",
+            "file:///var/lib/odoo-saas/backups".to_owned(),
+            "file:///absolute/dir or s3://bucket/prefix",
+            |v| {
+                let url = url::Url::parse(v).ok()?;
+                matches!(url.scheme(), "file" | "s3").then(|| v.to_owned())
+            },
+        )?;
         Ok(Self {
+            backup_store_url,
             bootstrap,
             alert_webhook_token,
             session_idle: SESSION_IDLE,

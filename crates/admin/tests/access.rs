@@ -56,6 +56,7 @@ const FORMS: &[&str] = &[
 
 fn fill(path: &str) -> String {
     path.replace("{id}", &uuid::Uuid::new_v4().to_string())
+        .replace("{backup}", &uuid::Uuid::new_v4().to_string())
 }
 
 #[tokio::test]

@@ -952,3 +952,103 @@ async fn every_page_renders_for_an_owner() -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn operators_download_backups_and_viewers_cannot() -> anyhow::Result<()> {
+    let store = tempfile::tempdir()?;
+    let url = format!("file://{}", store.path().display());
+    let app = TestApp::start_with(&[("BACKUP_STORE_URL", url.as_str())]).await?;
+    let owner = app.owner().await?;
+    let token = app.token(&owner).await?;
+    let viewer = app.operator(&token, "viewer").await?;
+    let viewer_token = app.token(&viewer).await?;
+    let seed = app.seed("basic").await?;
+    let (_, created) = app
+        .api(&token, "POST", "/api/v1/tenants", Some(json!({ "customer": seed.customer_email, "plan": seed.plan_code, "subdomain": "has-backups", "admin_password": "secret-pass" })))
+        .await?;
+    let tenant = created["tenant"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    std::fs::create_dir_all(store.path().join("has-backups"))?;
+    let zip = b"PK\x03\x04 not really a zip, but bytes to stream".repeat(1000);
+    std::fs::write(store.path().join("has-backups/one.zip"), &zip)?;
+    let (present, missing) = (Uuid::new_v4(), Uuid::new_v4());
+    for (id, key) in [
+        (present, "has-backups/one.zip"),
+        (missing, "has-backups/gone.zip"),
+    ] {
+        sqlx::query("INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind) VALUES ($1, $2::uuid, $3, 10, $4, 'manual')")
+            .bind(id)
+            .bind(&tenant)
+            .bind(key)
+            .bind("b".repeat(64))
+            .execute(&app.pool)
+            .await?;
+    }
+    let client = reqwest::Client::new();
+    let response = client
+        .get(app.url(&format!("/api/v1/tenants/{tenant}/backups/{present}")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(response.status() == 200, "download: {}", response.status());
+    ensure!(
+        response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            == Some("application/zip")
+    );
+    ensure!(
+        response.bytes().await?.as_ref() == zip.as_slice(),
+        "downloaded bytes differ"
+    );
+    ensure!(
+        app.audit_count("backup.download", &format!("tenant:{tenant}"))
+            .await?
+            == 1
+    );
+    let page = owner
+        .get(&format!("/tenants/{tenant}/backups/{present}"))
+        .await?;
+    ensure!(
+        page.status() == 200 && page.bytes().await?.len() == zip.len(),
+        "page download"
+    );
+    let (status, _) = app
+        .api(
+            &viewer_token,
+            "GET",
+            &format!("/api/v1/tenants/{tenant}/backups/{present}"),
+            None,
+        )
+        .await?;
+    ensure!(status == 403, "viewer download: {status}");
+    ensure!(
+        viewer
+            .get(&format!("/tenants/{tenant}/backups/{present}"))
+            .await?
+            .status()
+            == 403
+    );
+    let (status, _) = app
+        .api(
+            &token,
+            "GET",
+            &format!("/api/v1/tenants/{tenant}/backups/{missing}"),
+            None,
+        )
+        .await?;
+    ensure!(status == 404, "missing file: {status}");
+    let (status, _) = app
+        .api(
+            &token,
+            "GET",
+            &format!("/api/v1/tenants/{}/backups/{present}", Uuid::new_v4()),
+            None,
+        )
+        .await?;
+    ensure!(status == 404, "backup of another tenant: {status}");
+    Ok(())
+}

@@ -78,6 +78,7 @@ pub fn routes() -> Vec<ApiRoute> {
         api!("GET" "/api/v1/tenants/{id}", VIEWER, "A tenant with usage, plan and server", tenants::get),
         api!("GET" "/api/v1/tenants/{id}/operations", VIEWER, "A tenant's operations, newest first", tenants::operations),
         api!("GET" "/api/v1/tenants/{id}/backups", VIEWER, "A tenant's backups", tenants::backups),
+        api!("GET" "/api/v1/tenants/{id}/backups/{backup}", OPERATOR, "Download a backup (Odoo-compatible zip, streamed)", tenants::download_backup),
         api!("GET" "/api/v1/tenants/{id}/audit", VIEWER, "Audit entries about a tenant", tenants::audit),
         api!("POST" "/api/v1/tenants/{id}/suspend", OPERATOR, "Suspend a tenant", tenants::suspend, body = "TenantChange"),
         api!("POST" "/api/v1/tenants/{id}/resume", OPERATOR, "Resume a suspended tenant", tenants::resume, body = "TenantChange"),

@@ -113,8 +113,12 @@ pub fn document() -> Value {
     for route in routes() {
         let spec = route.spec;
         let mut parameters: Vec<Value> = Vec::new();
-        if spec.path.contains("{id}") {
-            parameters.push(json!({ "name": "id", "in": "path", "required": true,
+        for name in spec
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        {
+            parameters.push(json!({ "name": name, "in": "path", "required": true,
                 "schema": { "type": "string", "format": "uuid" } }));
         }
         for name in spec.query {

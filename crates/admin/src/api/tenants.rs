@@ -85,6 +85,17 @@ pub async fn audit(
     Ok(Json(json!(page)))
 }
 
+pub async fn download_backup(
+    State(state): State<AppState>,
+    ApiRole(user): ApiRole<OPERATOR>,
+    axum::extract::Path((id, backup)): axum::extract::Path<(String, String)>,
+) -> Result<Response> {
+    let (Ok(id), Ok(backup)) = (id.parse(), backup.parse()) else {
+        return Err(Error::NotFound("backup"));
+    };
+    crate::backups::download(&state, &user, id, backup).await
+}
+
 async fn require_tenant(state: &AppState, id: uuid::Uuid) -> Result<()> {
     saas_core::tenants::get(&state.db, id)
         .await?

@@ -30,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/tenants/new", get(new_form))
         .route("/tenants/{id}", get(detail))
         .route("/tenants/{id}/live", get(live))
+        .route("/tenants/{id}/backups/{backup}", get(download_backup))
         .route("/tenants/{id}/actions/{action}", post(act))
 }
 
@@ -222,6 +223,17 @@ async fn live(
         .ok_or(Error::NotFound("tenant"))?;
     let operations = repo::tenants::operations(&state.db, id, 5).await?;
     Ok(Json(json!({ "state": tenant.state, "operations": operations })).into_response())
+}
+
+async fn download_backup(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    Path((id, backup)): Path<(String, String)>,
+) -> PageResult {
+    let (Ok(id), Ok(backup)) = (id.parse(), backup.parse()) else {
+        return Err(Error::NotFound("backup").into());
+    };
+    Ok(crate::backups::download(&state, &user, id, backup).await?)
 }
 
 async fn act(

@@ -1,0 +1,5 @@
+// `sqlx::migrate!` embeds crates/core/migrations at compile time; rebuild
+// when a migration is added or changed.
+fn main() {
+    println!("cargo:rerun-if-changed=migrations");
+}

@@ -13,30 +13,7 @@ async fn database() -> anyhow::Result<TestDb> {
     Ok(db)
 }
 
-#[tokio::test]
-async fn serves_health_readiness_and_metrics() -> anyhow::Result<()> {
-    contract::health_ready_metrics(&binary(), &database().await?).await
-}
-
-#[tokio::test]
-async fn readyz_names_unreachable_redis() -> anyhow::Result<()> {
-    contract::readyz_names_unreachable_redis(&binary(), &database().await?).await
-}
-
-#[tokio::test]
-async fn bad_configuration_exits_2_naming_the_variable() -> anyhow::Result<()> {
-    contract::bad_config_exits_2(&binary(), &database().await?).await
-}
-
-#[tokio::test]
-async fn port_in_use_names_the_variable() -> anyhow::Result<()> {
-    contract::port_in_use_is_named(&binary(), &database().await?).await
-}
-
-#[tokio::test]
-async fn sigterm_lets_a_slow_request_finish_then_exits_0() -> anyhow::Result<()> {
-    contract::sigterm_drains_slow_request(&binary(), &database().await?).await
-}
+saas_testkit::service_contract_tests!(binary(), database());
 
 #[tokio::test]
 async fn waits_for_admin_to_migrate_the_schema() -> anyhow::Result<()> {
@@ -46,11 +23,6 @@ async fn waits_for_admin_to_migrate_the_schema() -> anyhow::Result<()> {
         Ok(())
     })
     .await
-}
-
-#[tokio::test]
-async fn unreachable_database_names_host_port_and_variable() -> anyhow::Result<()> {
-    contract::unreachable_database_is_named(&binary(), &database().await?).await
 }
 
 /// The portal's own settings fail like the shared ones: one line naming the

@@ -142,3 +142,82 @@ pub fn write_bench_section(name: &str, body: &str) -> anyhow::Result<std::path::
     std::fs::write(&path, updated)?;
     Ok(path)
 }
+
+/// A Redis key prefix of one test; every key under it is deleted when the
+/// guard is dropped.
+pub struct RedisPrefix(pub String);
+
+impl RedisPrefix {
+    pub fn new() -> Self {
+        Self(redis_prefix())
+    }
+}
+
+impl Default for RedisPrefix {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::ops::Deref for RedisPrefix {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let prefix = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                let _ = runtime.block_on(clear_redis_prefix(&prefix));
+            }
+        })
+        .join();
+    }
+}
+
+/// The tests every service binary must pass (health, readiness, metrics,
+/// configuration errors, port conflicts, unreachable PostgreSQL, graceful
+/// shutdown), generated for one binary. `$binary` is a
+/// [`contract::Binary`] expression and `$database` an async expression
+/// giving a migrated (or, for admin, empty) [`TestDb`].
+#[macro_export]
+macro_rules! service_contract_tests {
+    ($binary:expr, $database:expr) => {
+        #[tokio::test]
+        async fn serves_health_readiness_and_metrics() -> anyhow::Result<()> {
+            $crate::contract::health_ready_metrics(&$binary, &$database.await?).await
+        }
+
+        #[tokio::test]
+        async fn readyz_names_unreachable_redis() -> anyhow::Result<()> {
+            $crate::contract::readyz_names_unreachable_redis(&$binary, &$database.await?).await
+        }
+
+        #[tokio::test]
+        async fn bad_configuration_exits_2_naming_the_variable() -> anyhow::Result<()> {
+            $crate::contract::bad_config_exits_2(&$binary, &$database.await?).await
+        }
+
+        #[tokio::test]
+        async fn port_in_use_names_the_variable() -> anyhow::Result<()> {
+            $crate::contract::port_in_use_is_named(&$binary, &$database.await?).await
+        }
+
+        #[tokio::test]
+        async fn sigterm_lets_a_slow_request_finish_then_exits_0() -> anyhow::Result<()> {
+            $crate::contract::sigterm_drains_slow_request(&$binary, &$database.await?).await
+        }
+
+        #[tokio::test]
+        async fn unreachable_database_names_host_port_and_variable() -> anyhow::Result<()> {
+            $crate::contract::unreachable_database_is_named(&$binary, &$database.await?).await
+        }
+    };
+}

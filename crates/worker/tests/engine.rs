@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use saas_core::ops::{self, Actor, Operation, OperationKind, OpsQueue};
 use saas_testkit::contract::Binary;
-use saas_testkit::{ServiceProcess, TestDb, free_port, redis_prefix};
+use saas_testkit::{RedisPrefix, ServiceProcess, TestDb, free_port};
 use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -98,7 +98,7 @@ fn child_worker_entry() {
 struct World {
     db: TestDb,
     pool: PgPool,
-    prefix: String,
+    prefix: RedisPrefix,
     queue: OpsQueue,
 }
 
@@ -119,7 +119,7 @@ impl World {
         )
         .execute(&pool)
         .await?;
-        let prefix = redis_prefix();
+        let prefix = RedisPrefix::new();
         let redis = redis::Client::open(saas_testkit::redis_url())?;
         let queue = OpsQueue::connect(&redis, &prefix).await?;
         Ok(Self {
@@ -168,7 +168,7 @@ impl World {
         let mut env = binary.env(&self.db, free_port()?);
         for (key, value) in [
             ("ENGINE_TEST_CHILD", "1"),
-            ("REDIS_KEY_PREFIX", self.prefix.as_str()),
+            ("REDIS_KEY_PREFIX", &*self.prefix),
             ("WORKER_CONCURRENCY", "4"),
             ("RECONCILE_INTERVAL_MS", "200"),
             ("ORPHAN_AFTER_SECS", "3"),
@@ -253,21 +253,6 @@ impl World {
                 .fetch_one(&self.pool)
                 .await?,
         )
-    }
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        let prefix = self.prefix.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = runtime.block_on(saas_testkit::clear_redis_prefix(&prefix));
-            }
-        })
-        .join();
     }
 }
 

@@ -11,7 +11,7 @@ use anyhow::{Context, ensure};
 use saas_core::ops::{self, Actor, OperationKind, OperationState, OpsQueue};
 use saas_core::tenants::{self, NewTenant};
 use saas_testkit::odoo::{OdooWorld, ROLE};
-use saas_testkit::{ServiceProcess, TestDb, free_port, redis_prefix};
+use saas_testkit::{RedisPrefix, ServiceProcess, TestDb, free_port};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -21,7 +21,7 @@ struct Platform {
     queue: OpsQueue,
     map: std::path::PathBuf,
     backups: std::path::PathBuf,
-    prefix: String,
+    _prefix: RedisPrefix,
     _worker: ServiceProcess,
     _db: TestDb,
 }
@@ -44,12 +44,12 @@ impl Platform {
         .await?;
         let map = world.path().join("routing/tenants.map");
         let backups = world.path().join("backups");
-        let prefix = redis_prefix();
+        let prefix = RedisPrefix::new();
         let port = free_port()?;
         let env: HashMap<String, String> = [
             ("DATABASE_URL", db.url.clone()),
             ("REDIS_URL", saas_testkit::redis_url()),
-            ("REDIS_KEY_PREFIX", prefix.clone()),
+            ("REDIS_KEY_PREFIX", prefix.0.clone()),
             (
                 "SECRET_KEY",
                 "test-secret-key-0123456789abcdef-0123".to_owned(),
@@ -83,7 +83,7 @@ impl Platform {
             queue,
             map,
             backups,
-            prefix,
+            _prefix: prefix,
             _worker: worker,
             _db: db,
         })
@@ -143,21 +143,6 @@ impl Platform {
 
     fn map(&self) -> String {
         std::fs::read_to_string(&self.map).unwrap_or_default()
-    }
-}
-
-impl Drop for Platform {
-    fn drop(&mut self) {
-        let prefix = self.prefix.clone();
-        let _ = std::thread::spawn(move || {
-            if let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            {
-                let _ = runtime.block_on(saas_testkit::clear_redis_prefix(&prefix));
-            }
-        })
-        .join();
     }
 }
 

@@ -48,6 +48,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "ODOO_FILESTORE_ROOT",
     "ODOO_SERVER_CAPACITY",
     "ODOO_PROBE_TIMEOUT_SECS",
+    "ADMIN_SESSION_IDLE_SECS",
+    "ADMIN_SESSION_ABSOLUTE_SECS",
 ];
 
 /// Which service is starting: decides the port variable and its default.

@@ -139,17 +139,25 @@ fn service_env(database_url: &str, ports: &HashMap<&str, u16>) -> HashMap<String
     env
 }
 
-/// `cargo build` of the three binaries (quick when the workspace build
-/// already made them); returns the directory holding them.
+/// `cargo build --release` of the three binaries, as they ship (quick when
+/// `.ci/run` already built them); returns the directory holding them.
 fn build_binaries() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     tools::run_ok(Command::new(cargo).current_dir(repo_root()).args([
-        "build", "--quiet", "-p", "admin", "-p", "portal", "-p", "worker",
+        "build",
+        "--quiet",
+        "--release",
+        "-p",
+        "admin",
+        "-p",
+        "portal",
+        "-p",
+        "worker",
     ]));
     let target = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("target"));
-    target.join("debug")
+    target.join("release")
 }
 
 struct KillOnDrop(Child);

@@ -2,6 +2,7 @@
 //! the CSRF checks that go with them.
 
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri};
 use axum::http::request::Parts;
@@ -20,6 +21,12 @@ pub const SESSION_COOKIE: &str = "saas_portal_session";
 /// Double-submit CSRF token for forms shown before sign-in.
 pub const CSRF_COOKIE: &str = "saas_portal_csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// Failed bearer-token attempts one client address may make per window
+/// before every bearer request from it answers 429 until the window ends.
+const TOKEN_THROTTLE: &str = "api-token-ip";
+const TOKEN_FAILURES: u32 = 20;
+const TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The value of cookie `name`.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -96,6 +103,13 @@ async fn from_session(state: &AppState, parts: &Parts) -> Result<Option<SignedIn
     let Some(session) = state.sessions.load(&mut conn, &token).await? else {
         return Ok(None);
     };
+    // A password reset or change ends every session that existed then.
+    if let Some(ended) = state.sessions_ended_at(&mut conn, session.user_id).await?
+        && session.created_at <= ended
+    {
+        state.sessions.destroy(&mut conn, &token).await?;
+        return Ok(None);
+    }
     let customer = customers::get(&state.db, session.user_id).await?;
     Ok(customer.filter(|c| !c.disabled).map(|customer| SignedIn {
         customer,
@@ -164,6 +178,13 @@ impl FromRequestParts<AppState> for Api {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if let Some(secret) = bearer {
+            let ip = address(parts);
+            let ip_key = ip.map(|i| i.to_string()).unwrap_or_default();
+            // Refused while this address is over its failure budget, even
+            // with a good token, so guessing gains nothing.
+            state
+                .throttle_check(TOKEN_THROTTLE, &ip_key, TOKEN_FAILURES)
+                .await?;
             let owner = tokens::authenticate(&state.db, Owner::Customer, secret).await?;
             let customer = match owner {
                 Some(id) => customers::get(&state.db, id).await?,
@@ -173,9 +194,14 @@ impl FromRequestParts<AppState> for Api {
                 Some(customer) => Ok(Api(SignedIn {
                     customer,
                     session: None,
-                    address: address(parts),
+                    address: ip,
                 })),
-                None => Err(AppError::Unauthorized),
+                None => {
+                    state
+                        .throttle(TOKEN_THROTTLE, &ip_key, TOKEN_FAILURES, TOKEN_WINDOW)
+                        .await?;
+                    Err(AppError::Unauthorized)
+                }
             };
         }
         let signed_in = from_session(state, parts)

@@ -15,6 +15,15 @@ pub enum AppError {
         field: &'static str,
         message: String,
     },
+    /// A body or query that could not be read into the expected shape:
+    /// 400 when it is not decodable at all, 422 when a field is missing or
+    /// has the wrong type (named when serde knows it).
+    #[error("{message}")]
+    Malformed {
+        status: StatusCode,
+        field: Option<String>,
+        message: String,
+    },
     #[error("not found")]
     NotFound,
     #[error("{message}")]
@@ -57,6 +66,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Malformed { status, .. } => *status,
             AppError::NotFound => StatusCode::NOT_FOUND,
             AppError::Conflict { .. } => StatusCode::CONFLICT,
             AppError::Unauthorized => StatusCode::UNAUTHORIZED,
@@ -71,6 +81,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Invalid { .. } => "invalid",
+            AppError::Malformed { .. } => "invalid",
             AppError::NotFound => "not_found",
             AppError::Conflict { .. } => "conflict",
             AppError::Unauthorized => "unauthorized",
@@ -82,10 +93,11 @@ impl AppError {
         }
     }
 
-    pub fn field(&self) -> Option<&'static str> {
+    pub fn field(&self) -> Option<&str> {
         match self {
             AppError::Invalid { field, .. } | AppError::TooLarge { field, .. } => Some(field),
             AppError::Conflict { field, .. } => *field,
+            AppError::Malformed { field, .. } => field.as_deref(),
             _ => None,
         }
     }
@@ -165,6 +177,7 @@ impl IntoResponse for PageError {
         let page = crate::views::ErrorPage {
             status: err.status().as_u16(),
             message: err.to_string(),
+            field: err.field().unwrap_or("").to_owned(),
         };
         let mut response = (err.status(), crate::views::render(&page)).into_response();
         err.extra_headers(&mut response);

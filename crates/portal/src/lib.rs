@@ -7,6 +7,7 @@
 mod actions;
 mod auth;
 mod error;
+mod extract;
 mod mail;
 mod routes;
 pub mod settings;

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::HeaderMap;
+use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use saas_core::auth::session::SessionStore;
 use saas_core::auth::throttle;
 use saas_core::ops::OpsQueue;
 use saas_core::shared_redis::SharedRedis;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use crate::error::AppError;
 use crate::mail::Mailer;
@@ -68,6 +70,14 @@ impl AppState {
             .ok_or(AppError::Unavailable("backup storage"))
     }
 
+    fn throttle_key(&self, what: &str, key: &str) -> String {
+        format!(
+            "{}portal:throttle:{what}:{}",
+            self.redis.prefix(),
+            saas_core::auth::sha256_hex(key)
+        )
+    }
+
     /// Counts an attempt against `what:key`; 429 once over `limit` per `window`.
     pub async fn throttle(
         &self,
@@ -77,14 +87,46 @@ impl AppState {
         window: Duration,
     ) -> Result<(), AppError> {
         let mut conn = self.redis().await?;
-        let name = format!(
-            "{}portal:throttle:{what}:{}",
-            self.redis.prefix(),
-            saas_core::auth::sha256_hex(key)
-        );
-        throttle::hit(&mut conn, &name, limit, window)
+        throttle::hit(&mut conn, &self.throttle_key(what, key), limit, window)
             .await?
             .map_err(|t| AppError::Throttled(t.retry_after))
+    }
+
+    /// 429 when `what:key` is already over `limit`, without counting an attempt.
+    pub async fn throttle_check(&self, what: &str, key: &str, limit: u32) -> Result<(), AppError> {
+        let mut conn = self.redis().await?;
+        throttle::check(&mut conn, &self.throttle_key(what, key), limit)
+            .await?
+            .map_err(|t| AppError::Throttled(t.retry_after))
+    }
+
+    fn sessions_after_key(&self, customer: Uuid) -> String {
+        format!("{}portal:sessions-after:{customer}", self.redis.prefix())
+    }
+
+    /// Ends every session of `customer` that exists now (password reset or
+    /// change): sessions created at or before this second are refused when
+    /// loaded. The mark outlives the longest session, then expires.
+    pub async fn end_sessions(
+        &self,
+        conn: &mut ConnectionManager,
+        customer: Uuid,
+    ) -> Result<(), AppError> {
+        let now = chrono::Utc::now().timestamp();
+        let ttl = self.sessions.absolute.as_secs().saturating_add(60);
+        let () = conn
+            .set_ex(self.sessions_after_key(customer), now, ttl)
+            .await?;
+        Ok(())
+    }
+
+    /// The Unix second at or before which `customer`'s sessions were ended.
+    pub async fn sessions_ended_at(
+        &self,
+        conn: &mut ConnectionManager,
+        customer: Uuid,
+    ) -> Result<Option<i64>, AppError> {
+        Ok(conn.get(self.sessions_after_key(customer)).await?)
     }
 
     /// The public URL of an instance.

@@ -43,6 +43,8 @@ impl FormError {
 pub struct ErrorPage {
     pub status: u16,
     pub message: String,
+    /// The form or query field at fault, or empty.
+    pub field: String,
 }
 
 #[derive(Template)]

@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
-use axum::extract::{Query, State};
+use axum::Router;
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use saas_core::audit;
 use saas_core::auth::password;
 use saas_core::auth::throttle;
@@ -21,6 +21,7 @@ use crate::auth::{
     set_cookie, with_cookie,
 };
 use crate::error::{AppError, PageError};
+use crate::extract::{Form, Query};
 use crate::state::AppState;
 use crate::views::{ForgotPage, FormError, LoginPage, MessagePage, ResetPage, SignupPage, render};
 
@@ -368,11 +369,23 @@ async fn login(
     throttle::reset(&mut conn, &key)
         .await
         .map_err(AppError::from)?;
-    let (token, _) = state
+    let (token, mut session) = state
         .sessions
         .create(&mut conn, customer.id, true)
         .await
         .map_err(AppError::from)?;
+    // Signed in within the second a reset ended the older sessions: this
+    // one comes after the reset, so it must not look as old as they do.
+    if let Some(ended) = state.sessions_ended_at(&mut conn, customer.id).await?
+        && session.created_at <= ended
+    {
+        session.created_at = ended + 1;
+        state
+            .sessions
+            .save(&mut conn, &token, &session)
+            .await
+            .map_err(AppError::from)?;
+    }
     let redirect = Redirect::to(&safe_next(form.next.as_deref())).into_response();
     let max_age = state.settings.session_absolute.as_secs();
     Ok(with_cookie(
@@ -565,6 +578,9 @@ async fn reset(
     )
     .await
     .map_err(AppError::from)?;
+    // Before the commit: when Redis cannot record it, nothing changes.
+    let mut conn = state.redis().await?;
+    state.end_sessions(&mut conn, customer_id).await?;
     tx.commit().await.map_err(AppError::from)?;
     Ok(message(
         "Password changed",

@@ -3,7 +3,7 @@
 //! `{"error": {"code", "message", "field"}}`.
 
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -21,6 +21,7 @@ use serde_json::{Value, json};
 use crate::actions::{self, CreateInstance};
 use crate::auth::Api;
 use crate::error::AppError;
+use crate::extract::ApiQuery;
 use crate::routes::backups::stream_backup;
 use crate::routes::instances::parse_id;
 use crate::routes::tokens::{create_token, revoke_token};
@@ -55,26 +56,9 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/tokens/{id}", axum::routing::delete(revoke))
 }
 
-const FIELDS: &[&str] = &[
-    "subdomain",
-    "plan",
-    "admin_password",
-    "confirm",
-    "name",
-    "instance",
-];
-
 /// Parses a JSON body; a missing or mistyped field is named.
 fn body<T: DeserializeOwned>(bytes: &Bytes) -> Result<T, AppError> {
-    serde_json::from_slice(bytes).map_err(|err| {
-        let text = err.to_string();
-        let field = FIELDS
-            .iter()
-            .find(|f| text.contains(&format!("`{f}`")))
-            .copied()
-            .unwrap_or("body");
-        AppError::invalid(field, format!("invalid JSON body: {text}"))
-    })
+    crate::extract::json_body(bytes)
 }
 
 fn accepted(value: Value) -> Response {
@@ -214,7 +198,7 @@ async fn delete(
     State(state): State<AppState>,
     Api(who): Api,
     Path(id): Path<String>,
-    Query(query): Query<ConfirmQuery>,
+    ApiQuery(query): ApiQuery<ConfirmQuery>,
 ) -> ApiResult {
     let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
     let op = actions::delete(&state, &who, &tenant, &query.confirm).await?;
@@ -279,7 +263,7 @@ async fn upload(
     State(state): State<AppState>,
     Api(who): Api,
     Path(id): Path<String>,
-    Query(query): Query<ConfirmQuery>,
+    ApiQuery(query): ApiQuery<ConfirmQuery>,
     request: Request,
 ) -> ApiResult {
     let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;

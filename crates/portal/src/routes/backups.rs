@@ -1,16 +1,17 @@
 //! Web UI: download and restore one backup (owner only).
 
+use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use serde::Deserialize;
 
 use crate::actions;
 use crate::auth::{SignedIn, Web};
 use crate::error::{AppError, PageError};
+use crate::extract::Form;
 use crate::routes::instances::{page, parse_id};
 use crate::state::AppState;
 

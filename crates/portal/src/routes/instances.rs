@@ -1,9 +1,9 @@
 //! Web UI: the customer's instances, one instance's page and its forms.
 
-use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Query, Request, State};
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use saas_core::backups;
 use saas_core::customer_tenants::{self as scoped};
 use saas_core::tenants::Tenant;
@@ -13,6 +13,7 @@ use uuid::Uuid;
 use crate::actions::{self, CreateInstance};
 use crate::auth::{SignedIn, Web};
 use crate::error::{AppError, PageError};
+use crate::extract::{Form, Query};
 use crate::state::AppState;
 use crate::views::{
     BackupView, FormError, InstancePage, InstanceView, InstancesPage, Nav, NewInstancePage,
@@ -80,10 +81,11 @@ async fn new_form(State(state): State<AppState>, Web(who): Web) -> Result<Respon
     }))
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct CreateForm {
+    #[serde(default)]
     csrf_token: String,
+    #[serde(default)]
     plan: String,
     subdomain: String,
     admin_password: String,

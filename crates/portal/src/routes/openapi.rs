@@ -32,6 +32,7 @@ fn op(summary: &str, params: &[&str], body: Option<Value>, ok: (&str, &str)) -> 
         "parameters": parameters,
         "responses": {
             ok.0: { "description": ok.1, "content": { "application/json": { "schema": { "type": "object" } } } },
+            "400": { "$ref": "#/components/responses/Error" },
             "401": { "$ref": "#/components/responses/Error" },
             "404": { "$ref": "#/components/responses/Error" },
             "409": { "$ref": "#/components/responses/Error" },

@@ -1,9 +1,9 @@
 //! Web UI: API tokens, shown once, stored hashed, revocable.
 
+use axum::Router;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use axum::{Form, Router};
 use saas_core::audit;
 use saas_core::auth::tokens::{self, Owner};
 use serde::Deserialize;
@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::auth::{SignedIn, Web};
 use crate::error::{AppError, PageError};
+use crate::extract::Form;
 use crate::routes::instances::{nav, parse_id};
 use crate::state::AppState;
 use crate::views::{FormError, TokenView, TokensPage, render};
@@ -94,9 +95,9 @@ pub async fn revoke_token(state: &AppState, who: &SignedIn, id: &str) -> Result<
     Ok(())
 }
 
-#[derive(Deserialize, Default)]
-#[serde(default)]
+#[derive(Deserialize)]
 struct CreateForm {
+    #[serde(default)]
     csrf_token: String,
     name: String,
 }

@@ -1,0 +1,184 @@
+//! Form, query and JSON readers that answer malformed input in the portal's
+//! own error format instead of axum's plain-text rejections: an HTML page for
+//! the web UI ([`Form`], [`Query`]), `{"error": {code, message, field}}` for
+//! the API ([`ApiQuery`], [`json_body`]). The field at fault is named when
+//! serde knows it (through `serde_path_to_error`).
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use crate::error::{AppError, PageError};
+
+/// The field serde blamed: the path to the value at fault, or the field a
+/// struct-level message names (`missing field `x``, `duplicate field `x``).
+fn field_of(path: &serde_path_to_error::Path, message: &str) -> Option<String> {
+    let path = path.to_string();
+    if !path.is_empty() && path != "." && path != "?" {
+        return Some(path);
+    }
+    ["missing field `", "duplicate field `", "unknown field `"]
+        .iter()
+        .find_map(|marker| {
+            let start = message.find(marker)? + marker.len();
+            let len = message[start..].find('`')?;
+            Some(message[start..start + len].to_owned())
+        })
+        .filter(|f| !f.is_empty())
+}
+
+fn malformed(status: StatusCode, field: Option<String>, what: &str, reason: &str) -> AppError {
+    let message = match &field {
+        Some(field) => format!("{what}: field `{field}`: {reason}"),
+        None => format!("{what}: {reason}"),
+    };
+    AppError::Malformed {
+        status,
+        field,
+        message,
+    }
+}
+
+/// Reads `application/x-www-form-urlencoded` pairs (a body or a query string).
+pub fn parse_urlencoded<T: DeserializeOwned>(input: &[u8], what: &str) -> Result<T, AppError> {
+    let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(input));
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let reason = err.inner().to_string();
+        let field = field_of(err.path(), &reason);
+        malformed(StatusCode::UNPROCESSABLE_ENTITY, field, what, &reason)
+    })
+}
+
+/// Reads a JSON body: 400 when it is not JSON, 422 when a field is missing
+/// or has the wrong type.
+pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let what = "invalid JSON body";
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
+        let reason = err.inner().to_string();
+        if err.inner().is_data() {
+            let field = field_of(err.path(), &reason);
+            malformed(StatusCode::UNPROCESSABLE_ENTITY, field, what, &reason)
+        } else {
+            malformed(StatusCode::BAD_REQUEST, None, what, &reason)
+        }
+    })?;
+    de.end()
+        .map_err(|err| malformed(StatusCode::BAD_REQUEST, None, what, &err.to_string()))?;
+    Ok(value)
+}
+
+fn is_form(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+async fn read_form<T: DeserializeOwned, S: Send + Sync>(
+    req: Request,
+    state: &S,
+) -> Result<T, AppError> {
+    if !is_form(req.headers()) {
+        return Err(malformed(
+            StatusCode::BAD_REQUEST,
+            None,
+            "invalid form",
+            "expected Content-Type application/x-www-form-urlencoded",
+        ));
+    }
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::TooLarge {
+                field: "body",
+                message: "the form is too large".to_owned(),
+            }
+        } else {
+            malformed(
+                StatusCode::BAD_REQUEST,
+                None,
+                "invalid form",
+                "the body could not be read",
+            )
+        }
+    })?;
+    parse_urlencoded(&bytes, "invalid form")
+}
+
+fn read_query<T: DeserializeOwned>(parts: &Parts) -> Result<T, AppError> {
+    let query = parts.uri.query().unwrap_or("");
+    parse_urlencoded(query.as_bytes(), "invalid query")
+}
+
+/// A web form body; malformed input answers an HTML error page.
+pub struct Form<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Form<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Form(read_form(req, state).await?))
+    }
+}
+
+/// A web page's query; malformed input answers an HTML error page.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = PageError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Query(read_query(parts)?))
+    }
+}
+
+/// An API query; malformed input answers the JSON error.
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ApiQuery(read_query(parts)?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Body {
+        name: String,
+        count: u32,
+    }
+
+    #[test]
+    fn json_names_the_wrong_typed_and_the_missing_field() {
+        let err = json_body::<Body>(br#"{"name": 5, "count": 1}"#).err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("name"));
+        let err = json_body::<Body>(br#"{"name": "a"}"#).err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("count"));
+        let err = json_body::<Body>(b"{not json").err();
+        assert_eq!(err.map(|e| e.status()), Some(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn forms_name_the_wrong_typed_missing_and_repeated_field() {
+        let err = parse_urlencoded::<Body>(b"name=a&count=many", "f").err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("count"));
+        let err = parse_urlencoded::<Body>(b"count=1", "f").err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("name"));
+        let err = parse_urlencoded::<Body>(b"name=a&name=b&count=1", "f").err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("name"));
+        let err = parse_urlencoded::<Body>(b"name=a&count=1", "f").err();
+        assert!(err.is_none());
+    }
+}

@@ -24,6 +24,10 @@ pub enum Error {
     Csrf,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// A path segment that cannot be read (such as invalid UTF-8): 404
+    /// naming the segment.
+    #[error("{0}: malformed in the address, so nothing was found")]
+    BadPath(String),
     /// The request conflicts with the current state: 409.
     #[error("{message}")]
     Conflict {
@@ -61,7 +65,7 @@ impl Error {
             Error::BadRequest(_) => StatusCode::BAD_REQUEST,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::Forbidden | Error::Csrf => StatusCode::FORBIDDEN,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound(_) | Error::BadPath(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -76,7 +80,7 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::Forbidden => "forbidden",
             Error::Csrf => "csrf",
-            Error::NotFound(_) => "not_found",
+            Error::NotFound(_) | Error::BadPath(_) => "not_found",
             Error::Conflict { .. } => "conflict",
             Error::Throttled(_) => "throttled",
             Error::Unavailable(_) => "unavailable",
@@ -88,6 +92,7 @@ impl Error {
         match self {
             Error::Invalid { field, .. } => Some(field),
             Error::Conflict { field, .. } => field.as_deref(),
+            Error::BadPath(field) => Some(field),
             _ => None,
         }
     }
@@ -160,7 +165,9 @@ impl IntoResponse for PageError {
             return crate::auth::redirect_to_login();
         }
         let message = match err.field() {
-            Some(field) if !matches!(err, Error::Invalid { .. }) => format!("{field}: {err}"),
+            Some(field) if !matches!(err, Error::Invalid { .. } | Error::BadPath(_)) => {
+                format!("{field}: {err}")
+            }
             _ => err.to_string(),
         };
         let page = crate::pages::ErrorPage {

@@ -6,13 +6,56 @@ use std::collections::HashMap;
 use std::str::FromStr;
 
 use axum::body::Bytes;
-use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::http::header;
+use axum::extract::path::ErrorKind;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
+use axum::http::{Uri, header};
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use uuid::Uuid;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, PageError, Result};
+
+/// Malformed input refused by an extractor: JSON under `/api`, admin's error
+/// page on the web routes (never axum's plain-text rejection).
+#[derive(Debug)]
+pub struct Rejection {
+    pub error: Error,
+    api: bool,
+}
+
+impl Rejection {
+    fn new(uri: &Uri, error: Error) -> Self {
+        let path = uri.path();
+        Self {
+            error,
+            api: path == "/api" || path.starts_with("/api/"),
+        }
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        if self.api {
+            self.error.into_response()
+        } else {
+            PageError(self.error).into_response()
+        }
+    }
+}
+
+impl From<Rejection> for PageError {
+    fn from(rejection: Rejection) -> Self {
+        PageError(rejection.error)
+    }
+}
+
+impl From<Rejection> for Error {
+    fn from(rejection: Rejection) -> Self {
+        rejection.error
+    }
+}
 
 /// The longest free text accepted in any field, unless a field says less.
 pub const MAX_TEXT: usize = 500;
@@ -22,10 +65,27 @@ pub const MAX_TEXT: usize = 500;
 pub struct Params(HashMap<String, String>);
 
 impl Params {
+    /// Decodes `application/x-www-form-urlencoded` text (a later field of
+    /// the same name wins). A value that is not UTF-8 once decoded is refused
+    /// naming its field, rather than read with replacement characters.
     pub fn parse(encoded: &[u8]) -> Result<Self> {
-        let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(encoded)
-            .map_err(|err| Error::BadRequest(format!("malformed form or query: {err}")))?;
-        Ok(Self(pairs.into_iter().collect()))
+        let mut fields = HashMap::new();
+        for pair in encoded.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(at) => (&pair[..at], &pair[at + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let name = String::from_utf8(percent_decode(name)).map_err(|err| {
+                Error::invalid(
+                    String::from_utf8_lossy(err.as_bytes()),
+                    "is not a field name (not UTF-8 text)",
+                )
+            })?;
+            let value = String::from_utf8(percent_decode(value))
+                .map_err(|_| Error::invalid(&name, "must be UTF-8 text"))?;
+            fields.insert(name, value);
+        }
+        Ok(Self(fields))
     }
 
     /// The trimmed value; an empty one counts as absent.
@@ -96,6 +156,35 @@ impl Params {
     }
 }
 
+/// `+` as a space and `%XX` as that byte; a `%` not followed by two hex
+/// digits stays as it is (as browsers and `form_urlencoded` read it).
+fn percent_decode(input: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let digits = input
+                    .get(i + 1)
+                    .copied()
+                    .and_then(hex)
+                    .zip(input.get(i + 2).copied().and_then(hex));
+                if let Some((high, low)) = digits {
+                    out.push((high * 16 + low) as u8);
+                    i += 2;
+                } else {
+                    out.push(b'%');
+                }
+            }
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Text that is at most `max` characters and holds no control characters.
 pub fn check_text(field: &str, value: &str, max: usize) -> Result<String> {
     let value = value.trim();
@@ -124,10 +213,11 @@ pub fn required_text(field: &str, value: &str, max: usize) -> Result<String> {
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Params {
-    type Rejection = Error;
+    type Rejection = Rejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
         Params::parse(parts.uri.query().unwrap_or("").as_bytes())
+            .map_err(|err| Rejection::new(&parts.uri, err))
     }
 }
 
@@ -135,13 +225,53 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 pub struct FormParams(pub Params);
 
 impl<S: Send + Sync> FromRequest<S> for FormParams {
-    type Rejection = Error;
+    type Rejection = Rejection;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self> {
-        let body = Bytes::from_request(req, state)
-            .await
-            .map_err(|err| Error::BadRequest(err.body_text()))?;
-        Ok(FormParams(Params::parse(&body)?))
+    async fn from_request(req: Request, state: &S) -> Result<Self, Rejection> {
+        let uri = req.uri().clone();
+        let body = Bytes::from_request(req, state).await.map_err(|err| {
+            Rejection::new(
+                &uri,
+                Error::BadRequest(format!(
+                    "the form body could not be read: {}",
+                    err.body_text()
+                )),
+            )
+        })?;
+        let params = Params::parse(&body).map_err(|err| Rejection::new(&uri, err))?;
+        Ok(FormParams(params))
+    }
+}
+
+/// Path segments as `T` (strings, usually, parsed by the handler). A segment
+/// that cannot be read, such as one that is not UTF-8 once decoded, is a 404
+/// naming it.
+pub struct Segments<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Segments<T> {
+    type Rejection = Rejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Rejection> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(value)) => Ok(Segments(value)),
+            Err(rejection) => Err(Rejection::new(
+                &parts.uri,
+                Error::BadPath(segment_of(&rejection)),
+            )),
+        }
+    }
+}
+
+/// The name of the path segment `rejection` is about, or `path`.
+fn segment_of(rejection: &PathRejection) -> String {
+    let PathRejection::FailedToDeserializePathParams(err) = rejection else {
+        return "path".to_owned();
+    };
+    match err.kind() {
+        ErrorKind::InvalidUtf8InPathParam { key }
+        | ErrorKind::ParseErrorAtKey { key, .. }
+        | ErrorKind::DeserializeError { key, .. } => key.clone(),
+        _ => "path".to_owned(),
     }
 }
 
@@ -280,6 +410,28 @@ mod tests {
             parse_json::<Body>(b"{not json"),
             Err(Error::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn params_decode_like_form_urlencoded() {
+        let params =
+            Params::parse(b"a=1+2%2B3&b=%41%zz%4&&c&d=x&d=y&e%20f=%C3%A9").unwrap_or_default();
+        assert_eq!(params.raw("a"), Some("1 2+3"));
+        assert_eq!(params.raw("b"), Some("A%zz%4"));
+        assert_eq!(params.raw("c"), Some(""));
+        assert_eq!(params.raw("d"), Some("y"));
+        assert_eq!(params.raw("e f"), Some("\u{e9}"));
+    }
+
+    #[test]
+    fn values_that_are_not_utf8_name_their_field() {
+        for encoded in [&b"q=ok&cursor=%FF%FE"[..], b"cursor=\xff", b"cursor=%E2%80"] {
+            let field = Params::parse(encoded)
+                .err()
+                .and_then(|e| e.field().map(str::to_owned));
+            assert_eq!(field.as_deref(), Some("cursor"), "{encoded:?}");
+        }
+        assert!(Params::parse(b"%FF=1").is_err());
     }
 
     #[test]

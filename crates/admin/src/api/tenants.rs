@@ -88,7 +88,7 @@ pub async fn audit(
 pub async fn download_backup(
     State(state): State<AppState>,
     ApiRole(user): ApiRole<OPERATOR>,
-    axum::extract::Path((id, backup)): axum::extract::Path<(String, String)>,
+    crate::params::Segments((id, backup)): crate::params::Segments<(String, String)>,
 ) -> Result<Response> {
     let (Ok(id), Ok(backup)) = (id.parse(), backup.parse()) else {
         return Err(Error::NotFound("backup"));

@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use saas_core::ops::Operation;
@@ -15,7 +15,7 @@ use crate::actions::tenants::{self as actions, Change, NewTenantBody};
 use crate::auth::{CsrfForm, PageUser};
 use crate::error::{Error, PageResult};
 use crate::filters;
-use crate::params::{PageId, Params};
+use crate::params::{PageId, Params, Segments};
 use crate::repo::{
     self, Choice, Page,
     audit::AuditRow,
@@ -228,7 +228,7 @@ async fn live(
 async fn download_backup(
     State(state): State<AppState>,
     PageUser(user): PageUser,
-    Path((id, backup)): Path<(String, String)>,
+    Segments((id, backup)): Segments<(String, String)>,
 ) -> PageResult {
     let (Ok(id), Ok(backup)) = (id.parse(), backup.parse()) else {
         return Err(Error::NotFound("backup").into());
@@ -238,7 +238,7 @@ async fn download_backup(
 
 async fn act(
     State(state): State<AppState>,
-    Path((id, action)): Path<(String, String)>,
+    Segments((id, action)): Segments<(String, String)>,
     CsrfForm(user, form): CsrfForm,
 ) -> PageResult {
     let id: uuid::Uuid = id.parse().map_err(|_| Error::NotFound("tenant"))?;

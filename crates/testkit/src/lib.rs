@@ -12,6 +12,7 @@
 pub mod contract;
 pub mod odoo;
 mod process;
+pub mod webdriver;
 
 pub use process::{ServiceProcess, free_port, wait_for_http};
 

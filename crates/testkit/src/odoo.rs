@@ -163,3 +163,105 @@ async fn provisioned(db: &str) -> anyhow::Result<bool> {
             .await?;
     Ok(marker.is_some())
 }
+
+impl OdooWorld {
+    /// Registers the world's Odoo as a server of the platform database
+    /// `pool`, with its template already listed (as the worker would).
+    pub async fn register_server(&self, pool: &sqlx::PgPool) -> anyhow::Result<uuid::Uuid> {
+        let server = uuid::Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO servers (id, name, public_url, internal_url, pg_url, odoo_db_role, filestore_root, capacity)
+             VALUES ($1, 'odoo-test', $2, $2, $3, $4, $5, 10)",
+        )
+        .bind(server)
+        .bind(&self.odoo_url)
+        .bind(crate::admin_database_url())
+        .bind(ROLE)
+        .bind(self.filestore_root.to_string_lossy().as_ref())
+        .execute(pool)
+        .await?;
+        sqlx::query(
+            "INSERT INTO server_templates (server_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(server)
+        .bind(format!("tpl_{}", self.template))
+        .execute(pool)
+        .await?;
+        Ok(server)
+    }
+
+    /// Starts the real worker binary `worker` against platform database
+    /// `database_url` and Redis prefix `redis_prefix`, writing backups to
+    /// `backups_dir` and the routing map inside the world; waits for `/healthz`.
+    pub async fn start_worker(
+        &self,
+        worker: &Path,
+        database_url: &str,
+        redis_prefix: &str,
+        backups_dir: &Path,
+    ) -> anyhow::Result<crate::ServiceProcess> {
+        let port = crate::free_port()?;
+        let env: std::collections::HashMap<String, String> = [
+            ("DATABASE_URL", database_url.to_owned()),
+            ("REDIS_URL", crate::redis_url()),
+            ("REDIS_KEY_PREFIX", redis_prefix.to_owned()),
+            (
+                "SECRET_KEY",
+                "test-secret-key-0123456789abcdef-0123".to_owned(),
+            ),
+            ("BIND_ADDR", "127.0.0.1".to_owned()),
+            ("WORKER_PORT", port.to_string()),
+            ("BASE_DOMAIN", "saas.test".to_owned()),
+            ("PUBLIC_SCHEME", "http".to_owned()),
+            (
+                "ROUTING_MAP_PATH",
+                self.routing_map().to_string_lossy().into_owned(),
+            ),
+            (
+                "BACKUP_STORE_URL",
+                format!("file://{}", backups_dir.display()),
+            ),
+            ("ODOO_PROBE_TIMEOUT_SECS", "20".to_owned()),
+            ("RECONCILE_INTERVAL_MS", "200".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        let process = crate::ServiceProcess::spawn(worker, &[], &env)?;
+        crate::wait_for_http(
+            &format!("http://127.0.0.1:{port}/healthz"),
+            std::time::Duration::from_secs(30),
+        )
+        .await?;
+        Ok(process)
+    }
+
+    /// The routing map a worker started by [`OdooWorld::start_worker`] writes.
+    pub fn routing_map(&self) -> PathBuf {
+        self.dir.path().join("routing/tenants.map")
+    }
+}
+
+/// Builds the worker binary into the directory of `sibling` (another
+/// binary of the workspace, e.g. `env!("CARGO_BIN_EXE_admin")`, whose build
+/// profile it follows) and returns its path: tests of admin and portal run
+/// the real worker.
+pub fn worker_binary(sibling: &Path) -> anyhow::Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let release = sibling
+        .parent()
+        .and_then(Path::file_name)
+        .is_some_and(|dir| dir == "release");
+    let mut args = vec!["build", "-q", "-p", "worker"];
+    if release {
+        args.push("--release");
+    }
+    let status = std::process::Command::new(cargo)
+        .args(&args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .status()?;
+    anyhow::ensure!(status.success(), "cargo build -p worker failed");
+    let path = sibling.with_file_name("worker");
+    anyhow::ensure!(path.exists(), "{} missing after the build", path.display());
+    Ok(path)
+}

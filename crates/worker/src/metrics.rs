@@ -56,8 +56,16 @@ impl WorkerMetrics {
         registry.register(Box::new(workers_alive.clone()))?;
         registry.register(Box::new(backup_overdue.clone()))?;
         registry.register(Box::new(last_backup.clone()))?;
+        // Every series exists from the start, so dashboards and alerts see
+        // zeros instead of gaps.
         for reason in ["not_in_redis", "worker_died"] {
             requeued.with_label_values(&[reason]);
+        }
+        for kind in saas_core::ops::OperationKind::ALL {
+            for outcome in ["succeeded", "failed", "retried"] {
+                operations.with_label_values(&[kind.as_str(), outcome]);
+            }
+            duration.with_label_values(&[kind.as_str()]);
         }
         Ok(Self {
             operations,

@@ -17,28 +17,20 @@ fn ops_error(err: OpsError) -> Error {
     }
 }
 
+/// What an operator does to an existing operation.
+#[derive(Clone, Copy)]
+enum Step {
+    Retry,
+    Cancel,
+}
+
 pub async fn retry(
     state: &AppState,
     user: &CurrentOperator,
     id: Uuid,
     reason: &str,
 ) -> Result<Operation> {
-    user.require(Role::Operator)?;
-    let reason = check_text("reason", reason, MAX_TEXT)?;
-    let mut tx = state.db.begin().await?;
-    let operation = store::retry(&mut tx, id).await.map_err(ops_error)?;
-    record(
-        &mut tx,
-        user,
-        "operation.retry",
-        format!("operation:{id}"),
-        serde_json::json!({ "tenant": operation.tenant_id, "kind": operation.kind, "reason": reason }),
-    )
-    .await?;
-    tx.commit().await?;
-    let queue = state.queue().await;
-    ops::push_after_commit(queue.as_ref(), id).await;
-    Ok(operation)
+    change(state, user, id, reason, Step::Retry).await
 }
 
 pub async fn cancel(
@@ -47,18 +39,38 @@ pub async fn cancel(
     id: Uuid,
     reason: &str,
 ) -> Result<Operation> {
+    change(state, user, id, reason, Step::Cancel).await
+}
+
+/// Applies `step` and its audit entry in one transaction; a retried
+/// operation is queued once committed.
+async fn change(
+    state: &AppState,
+    user: &CurrentOperator,
+    id: Uuid,
+    reason: &str,
+    step: Step,
+) -> Result<Operation> {
     user.require(Role::Operator)?;
     let reason = check_text("reason", reason, MAX_TEXT)?;
     let mut tx = state.db.begin().await?;
-    let operation = store::cancel(&mut tx, id).await.map_err(ops_error)?;
+    let (operation, action) = match step {
+        Step::Retry => (store::retry(&mut tx, id).await, "operation.retry"),
+        Step::Cancel => (store::cancel(&mut tx, id).await, "operation.cancel"),
+    };
+    let operation = operation.map_err(ops_error)?;
     record(
         &mut tx,
         user,
-        "operation.cancel",
+        action,
         format!("operation:{id}"),
         serde_json::json!({ "tenant": operation.tenant_id, "kind": operation.kind, "reason": reason }),
     )
     .await?;
     tx.commit().await?;
+    if let Step::Retry = step {
+        let queue = state.queue().await;
+        ops::push_after_commit(queue.as_ref(), id).await;
+    }
     Ok(operation)
 }

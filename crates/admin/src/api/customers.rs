@@ -45,20 +45,11 @@ pub async fn get(
     ApiUser(_): ApiUser,
     Id(id): Id,
 ) -> Result<Json<Value>> {
-    let customer = repo::customers::get(&state.db, id)
+    let (customer, tenants) = repo::customers::with_tenants(&state.db, id)
         .await?
         .ok_or(Error::NotFound("customer"))?;
-    let tenants = repo::tenants::list(
-        &state.db,
-        &repo::tenants::Filter {
-            customer: Some(id),
-            limit: 200,
-            ..Default::default()
-        },
-    )
-    .await?;
     let mut body = json!(customer);
-    body["tenants"] = json!(tenants.items);
+    body["tenants"] = json!(tenants);
     Ok(Json(body))
 }
 

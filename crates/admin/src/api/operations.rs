@@ -82,19 +82,11 @@ pub async fn cancel(
 
 pub async fn queues(State(state): State<AppState>, ApiUser(_): ApiUser) -> Result<Json<Value>> {
     let depth = saas_core::ops::store::queue_depth(&state.db).await?;
-    let failed = repo::operations::list(
-        &state.db,
-        &repo::operations::Filter {
-            state: Some("failed".to_owned()),
-            limit: 50,
-            ..Default::default()
-        },
-    )
-    .await?;
+    let failed = repo::operations::latest_failed(&state.db).await?;
     let workers = live_workers(&state).await;
     Ok(Json(json!({
         "queues": [{ "name": format!("{}operations", state.redis.prefix()), "queued": depth }],
-        "failed": failed.items,
+        "failed": failed,
         "workers": workers,
         "redis_reachable": workers.is_some(),
     })))

@@ -75,19 +75,9 @@ async fn detail(
     PageUser(user): PageUser,
     PageId(id): PageId,
 ) -> PageResult<Html<String>> {
-    let customer = repo::customers::get(&state.db, id)
+    let (customer, tenants) = repo::customers::with_tenants(&state.db, id)
         .await?
         .ok_or(Error::NotFound("customer"))?;
-    let tenants = repo::tenants::list(
-        &state.db,
-        &repo::tenants::Filter {
-            customer: Some(id),
-            limit: 200,
-            ..Default::default()
-        },
-    )
-    .await?
-    .items;
     Ok(render(&CustomerPage {
         nav: Nav::new(&user, "customers"),
         customer,

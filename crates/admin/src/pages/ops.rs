@@ -124,16 +124,7 @@ async fn queues(
             })
             .collect()
     });
-    let failed = repo::operations::list(
-        &state.db,
-        &repo::operations::Filter {
-            state: Some("failed".to_owned()),
-            limit: 50,
-            ..Default::default()
-        },
-    )
-    .await?
-    .items;
+    let failed = repo::operations::latest_failed(&state.db).await?;
     Ok(render(&QueuesPage {
         nav: Nav::new(&user, "queues"),
         queue_name: format!("{}operations", state.redis.prefix()),

@@ -79,6 +79,27 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<CustomerRow>, sqlx::E
     .await
 }
 
+/// A customer with their tenants (the first 200), as the customer page and
+/// the API show them; `None` when `id` is unknown.
+pub async fn with_tenants(
+    pool: &PgPool,
+    id: Uuid,
+) -> Result<Option<(CustomerRow, Vec<super::tenants::TenantItem>)>, sqlx::Error> {
+    let Some(customer) = get(pool, id).await? else {
+        return Ok(None);
+    };
+    let tenants = super::tenants::list(
+        pool,
+        &super::tenants::Filter {
+            customer: Some(id),
+            limit: 200,
+            ..Default::default()
+        },
+    )
+    .await?;
+    Ok(Some((customer, tenants.items)))
+}
+
 pub async fn by_email(pool: &PgPool, email: &str) -> Result<Option<CustomerRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM customers c WHERE c.email = $1"

@@ -101,6 +101,49 @@ pub fn is_foreign_key_violation(err: &sqlx::Error) -> bool {
         .is_some_and(|db| db.is_foreign_key_violation())
 }
 
+/// The outcome of an insert or update `RETURNING id` of a catalog row (plan,
+/// server): a unique violation becomes `taken`.
+fn saved<E: From<sqlx::Error>>(
+    result: Result<Option<uuid::Uuid>, sqlx::Error>,
+    taken: E,
+) -> Result<Option<uuid::Uuid>, E> {
+    match result {
+        Ok(id) => Ok(id),
+        Err(err) if is_unique_violation(&err) => Err(taken),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Deletes row `id` of the catalog `table` unless tenants (deleted ones
+/// included: they keep their history) refer to it through `tenant_column`;
+/// `in_use(n)` when `n` do. False when `id` is unknown.
+async fn delete_unused<E: From<sqlx::Error>>(
+    conn: &mut sqlx::PgConnection,
+    table: &'static str,
+    tenant_column: &'static str,
+    id: uuid::Uuid,
+    in_use: impl Fn(i64) -> E,
+) -> Result<bool, E> {
+    let used: i64 = sqlx::query_scalar(&format!(
+        "SELECT count(*) FROM tenants WHERE {tenant_column} = $1"
+    ))
+    .bind(id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if used > 0 {
+        return Err(in_use(used));
+    }
+    let deleted = sqlx::query(&format!("DELETE FROM {table} WHERE id = $1"))
+        .bind(id)
+        .execute(&mut *conn)
+        .await;
+    match deleted {
+        Ok(done) => Ok(done.rows_affected() == 1),
+        Err(err) if is_foreign_key_violation(&err) => Err(in_use(1)),
+        Err(err) => Err(err.into()),
+    }
+}
+
 pub fn is_check_violation(err: &sqlx::Error) -> bool {
     err.as_database_error()
         .is_some_and(|db| db.is_check_violation())

@@ -39,6 +39,16 @@ pub fn parse_cursor(raw: &str) -> Option<(DateTime<Utc>, Uuid)> {
     super::customers::parse_cursor(raw)
 }
 
+/// The 50 latest failed operations, as the queues page and API list them.
+pub async fn latest_failed(pool: &PgPool) -> Result<Vec<OperationItem>, sqlx::Error> {
+    let filter = Filter {
+        state: Some("failed".to_owned()),
+        limit: 50,
+        ..Default::default()
+    };
+    Ok(list(pool, &filter).await?.items)
+}
+
 pub async fn list(pool: &PgPool, filter: &Filter) -> Result<Page<OperationItem>, sqlx::Error> {
     let columns = saas_core::ops::model::COLUMNS
         .split(", ")

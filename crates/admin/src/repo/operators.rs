@@ -234,10 +234,7 @@ pub async fn enable_totp(
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("DELETE FROM operator_recovery_codes WHERE operator_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    delete_recovery_codes(conn, id).await?;
     sqlx::query(
         "INSERT INTO operator_recovery_codes (operator_id, code_hash) SELECT $1, unnest($2::text[])",
     )
@@ -248,15 +245,20 @@ pub async fn enable_totp(
     Ok(())
 }
 
+async fn delete_recovery_codes(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query("DELETE FROM operator_recovery_codes WHERE operator_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 pub async fn disable_totp(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE operators SET totp_secret = NULL, totp_enabled_at = NULL WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    sqlx::query("DELETE FROM operator_recovery_codes WHERE operator_id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+    delete_recovery_codes(conn, id).await?;
     Ok(())
 }
 

@@ -119,30 +119,11 @@ pub async fn save(
         .bind(plan.active)
         .fetch_optional(conn)
         .await;
-    match saved {
-        Ok(id) => Ok(id),
-        Err(err) if super::is_unique_violation(&err) => Err(PlanError::CodeTaken),
-        Err(err) => Err(err.into()),
-    }
+    super::saved(saved, PlanError::CodeTaken)
 }
 
 /// Deletes a plan no tenant uses (deleted tenants included: they keep
 /// their history); false when unknown.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, PlanError> {
-    let used: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE plan_id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if used > 0 {
-        return Err(PlanError::InUse(used));
-    }
-    let deleted = sqlx::query("DELETE FROM plans WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await;
-    match deleted {
-        Ok(done) => Ok(done.rows_affected() == 1),
-        Err(err) if super::is_foreign_key_violation(&err) => Err(PlanError::InUse(1)),
-        Err(err) => Err(err.into()),
-    }
+    super::delete_unused(conn, "plans", "plan_id", id, PlanError::InUse).await
 }

@@ -124,28 +124,11 @@ pub async fn save(
         .bind(server.active)
         .fetch_optional(conn)
         .await;
-    match saved {
-        Ok(id) => Ok(id),
-        Err(err) if super::is_unique_violation(&err) => Err(ServerError::NameTaken),
-        Err(err) => Err(err.into()),
-    }
+    super::saved(saved, ServerError::NameTaken)
 }
 
+/// Deletes a server no tenant is on (deleted tenants included); false when
+/// unknown.
 pub async fn delete(conn: &mut PgConnection, id: Uuid) -> Result<bool, ServerError> {
-    let used: i64 = sqlx::query_scalar("SELECT count(*) FROM tenants WHERE server_id = $1")
-        .bind(id)
-        .fetch_one(&mut *conn)
-        .await?;
-    if used > 0 {
-        return Err(ServerError::InUse(used));
-    }
-    let deleted = sqlx::query("DELETE FROM servers WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await;
-    match deleted {
-        Ok(done) => Ok(done.rows_affected() == 1),
-        Err(err) if super::is_foreign_key_violation(&err) => Err(ServerError::InUse(1)),
-        Err(err) => Err(err.into()),
-    }
+    super::delete_unused(conn, "servers", "server_id", id, ServerError::InUse).await
 }

@@ -12,9 +12,9 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use base64::Engine as _;
 use common::platform::{options, start_worker};
-use common::webdriver::{Browser, tools};
 use common::{PASSWORD, TestApp};
 use saas_testkit::odoo::OdooWorld;
+use saas_testkit::webdriver::{Browser, tools};
 use serde_json::json;
 
 #[tokio::test]
@@ -28,7 +28,7 @@ async fn customer_journey_in_headless_chromium() -> anyhow::Result<()> {
     let world = OdooWorld::new().await?;
     let app = TestApp::start_with(options(&world)).await?;
     let worker = start_worker(&app, &world).await?;
-    let browser = Browser::start(&chromium, &chromedriver).await?;
+    let browser = Browser::start(&chromium, &chromedriver, "portal").await?;
     let outcome = journey(&app, &world, &browser).await;
     if outcome.is_err() {
         let _ = browser.screenshot("failure").await;

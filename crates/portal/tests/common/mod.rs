@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 pub mod platform;
-pub mod webdriver;
 
 use std::collections::HashMap;
 

@@ -196,6 +196,11 @@ async fn provision(
         TenantState::Active,
     )
     .await?;
+    // The customer sees real usage from the first page, not only after the
+    // hourly schedule.
+    if let Err(err) = collect_usage(inner, placement).await {
+        tracing::warn!(error = %err, "first usage collection failed; the schedule retries");
+    }
     servers::write_routing_map(inner).await
 }
 

@@ -198,6 +198,7 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
     .await?;
 
     platform.wait_state(tenant.id, "active").await?;
+    platform.wait_idle(tenant.id).await?;
     let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
     let (login, stored): (String, String) =
         sqlx::query_as("SELECT login, password FROM res_users WHERE id = 2")

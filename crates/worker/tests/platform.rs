@@ -111,6 +111,24 @@ impl Platform {
         )
     }
 
+    /// Waits until no operation of the tenant is queued or running (the
+    /// routing map is written after the state changes).
+    async fn wait_idle(&self, tenant: Uuid) -> anyhow::Result<()> {
+        for _ in 0..300 {
+            let busy: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM operations WHERE tenant_id = $1 AND state IN ('queued', 'running'))",
+            )
+            .bind(tenant)
+            .fetch_one(&self.pool)
+            .await?;
+            if !busy {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        anyhow::bail!("operations of the tenant never finished")
+    }
+
     async fn run(
         &self,
         tenant: Uuid,

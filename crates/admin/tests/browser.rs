@@ -5,106 +5,15 @@
 //! `target/screenshots/admin-*.png`.
 
 mod common;
-#[path = "common/webdriver.rs"]
-mod webdriver;
 
-use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
 use common::{OWNER_EMAIL, OWNER_PASSWORD, TestApp};
-use saas_testkit::odoo::{OdooWorld, ROLE};
-use saas_testkit::{ServiceProcess, free_port, wait_for_http};
+use saas_testkit::odoo::{OdooWorld, worker_binary};
+use saas_testkit::webdriver::{Browser, tools};
 use uuid::Uuid;
-use webdriver::{Browser, tools};
-
-/// Builds the worker binary next to admin's (the lead's crate).
-fn worker_binary() -> anyhow::Result<PathBuf> {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let admin = Path::new(env!("CARGO_BIN_EXE_admin"));
-    let release = admin
-        .parent()
-        .and_then(Path::file_name)
-        .is_some_and(|dir| dir == "release");
-    let mut args = vec!["build", "-q", "-p", "worker"];
-    if release {
-        args.push("--release");
-    }
-    let status = std::process::Command::new(cargo)
-        .args(&args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .status()?;
-    ensure!(status.success(), "cargo build -p worker failed");
-    let path = admin.with_file_name("worker");
-    ensure!(path.exists(), "{} missing after the build", path.display());
-    Ok(path)
-}
-
-async fn start_worker(app: &TestApp, world: &OdooWorld) -> anyhow::Result<ServiceProcess> {
-    let port = free_port()?;
-    let env: HashMap<String, String> = [
-        ("DATABASE_URL", app.db.url.clone()),
-        ("REDIS_URL", saas_testkit::redis_url()),
-        ("REDIS_KEY_PREFIX", app.prefix.clone()),
-        (
-            "SECRET_KEY",
-            "test-secret-key-0123456789abcdef-0123".to_owned(),
-        ),
-        ("BIND_ADDR", "127.0.0.1".to_owned()),
-        ("WORKER_PORT", port.to_string()),
-        ("BASE_DOMAIN", "saas.test".to_owned()),
-        ("PUBLIC_SCHEME", "http".to_owned()),
-        (
-            "ROUTING_MAP_PATH",
-            world
-                .path()
-                .join("routing/tenants.map")
-                .to_string_lossy()
-                .into_owned(),
-        ),
-        (
-            "BACKUP_STORE_URL",
-            format!("file://{}", world.path().join("backups").display()),
-        ),
-        ("ODOO_PROBE_TIMEOUT_SECS", "20".to_owned()),
-        ("RECONCILE_INTERVAL_MS", "200".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let worker = ServiceProcess::spawn(&worker_binary()?, &[], &env)?;
-    wait_for_http(
-        &format!("http://127.0.0.1:{port}/healthz"),
-        Duration::from_secs(30),
-    )
-    .await?;
-    Ok(worker)
-}
-
-/// The Odoo server of the world, with its template already listed.
-async fn register_server(app: &TestApp, world: &OdooWorld) -> anyhow::Result<()> {
-    let server = Uuid::new_v4();
-    sqlx::query(
-        "INSERT INTO servers (id, name, public_url, internal_url, pg_url, odoo_db_role, filestore_root, capacity)
-         VALUES ($1, 'odoo-test', $2, $2, $3, $4, $5, 10)",
-    )
-    .bind(server)
-    .bind(&world.odoo_url)
-    .bind(saas_testkit::admin_database_url())
-    .bind(ROLE)
-    .bind(world.filestore_root.to_string_lossy().as_ref())
-    .execute(&app.pool)
-    .await?;
-    sqlx::query(
-        "INSERT INTO server_templates (server_id, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-    )
-    .bind(server)
-    .bind(format!("tpl_{}", world.template))
-    .execute(&app.pool)
-    .await?;
-    Ok(())
-}
 
 #[tokio::test]
 async fn owner_journey_in_headless_chromium() -> anyhow::Result<()> {
@@ -113,9 +22,16 @@ async fn owner_journey_in_headless_chromium() -> anyhow::Result<()> {
     };
     let world = OdooWorld::new().await?;
     let app = TestApp::start().await?;
-    register_server(&app, &world).await?;
-    let worker = start_worker(&app, &world).await?;
-    let browser = Browser::start(&chromium, &chromedriver).await?;
+    world.register_server(&app.pool).await?;
+    let worker = world
+        .start_worker(
+            &worker_binary(Path::new(env!("CARGO_BIN_EXE_admin")))?,
+            &app.db.url,
+            &app.prefix,
+            &world.path().join("backups"),
+        )
+        .await?;
+    let browser = Browser::start(&chromium, &chromedriver, "admin").await?;
     let outcome = journey(&app, &world, &browser).await;
     if outcome.is_err() {
         let _ = browser.screenshot("failure").await;

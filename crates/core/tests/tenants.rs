@@ -151,3 +151,36 @@ async fn limits_and_placement_refuse_with_a_reason() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn cancelling_a_queued_provision_fails_the_tenant_so_it_can_be_retried() -> anyhow::Result<()>
+{
+    let (_db, pool, plan) = world(true, 10).await?;
+    let owner = customer(&pool, "owner@example.com").await?;
+    let actor = Actor::system("test");
+    let (tenant, op) = tenants::create(&pool, None, &new(owner, plan, "acme"), &actor).await?;
+    let mut conn = pool.acquire().await?;
+    saas_core::ops::store::cancel(&mut conn, op.id).await?;
+    drop(conn);
+    let state: String = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
+        .bind(tenant.id)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(state, "failed");
+    let again = saas_core::ops::request_change(
+        &pool,
+        None,
+        tenant.id,
+        OperationKind::Provision,
+        serde_json::json!({}),
+        &actor,
+    )
+    .await?;
+    assert!(again.created);
+    let state: String = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
+        .bind(tenant.id)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(state, "provisioning");
+    Ok(())
+}

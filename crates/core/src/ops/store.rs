@@ -362,12 +362,23 @@ pub async fn cancel(conn: &mut PgConnection, id: Uuid) -> Result<Operation, OpsE
     if current != OperationState::Queued {
         return Err(OpsError::WrongState(current, "queued", "cancelled"));
     }
-    Ok(sqlx::query_as::<_, Operation>(&format!(
+    let cancelled = sqlx::query_as::<_, Operation>(&format!(
         "UPDATE operations SET state = 'cancelled', finished_at = now() WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)
     .fetch_one(&mut *conn)
-    .await?)
+    .await?;
+    // A tenant whose provisioning will never run is failed (it may then be
+    // provisioned again or deleted), not left provisioning for ever.
+    if cancelled.kind == OperationKind::Provision {
+        sqlx::query(
+            "UPDATE tenants SET state = 'failed', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
+        )
+        .bind(cancelled.tenant_id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(cancelled)
 }
 
 async fn state_for_update(conn: &mut PgConnection, id: Uuid) -> Result<OperationState, OpsError> {

@@ -210,6 +210,46 @@ impl Env {
         })
     }
 
+    /// A whole number of seconds within `range`, or `default` when unset.
+    pub fn seconds(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let expected = format!(
+            "a whole number of seconds from {} to {}",
+            range.start(),
+            range.end()
+        );
+        self.parse_or(name, Duration::from_secs(default), &expected, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .map(Duration::from_secs)
+        })
+    }
+
+    /// A whole number of milliseconds within `range`, or `default` when unset.
+    pub fn millis(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<Duration, ConfigError> {
+        let expected = format!(
+            "a whole number of milliseconds from {} to {}",
+            range.start(),
+            range.end()
+        );
+        self.parse_or(name, Duration::from_millis(default), &expected, |v| {
+            v.parse::<u64>()
+                .ok()
+                .filter(|n| range.contains(n))
+                .map(Duration::from_millis)
+        })
+    }
+
     /// Parses `name` with `parse`, or returns `default` when unset.
     pub fn parse_or<T>(
         &self,
@@ -278,17 +318,7 @@ impl Config {
             env.parse_or("PUBLIC_SCHEME", "https".to_owned(), "http or https", |v| {
                 matches!(v, "http" | "https").then(|| v.to_owned())
             })?;
-        let schema_wait = env.parse_or(
-            "SCHEMA_WAIT_SECS",
-            Duration::from_secs(60),
-            "a whole number of seconds from 0 to 3600",
-            |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| *s <= 3600)
-                    .map(Duration::from_secs)
-            },
-        )?;
+        let schema_wait = env.seconds("SCHEMA_WAIT_SECS", 60, 0..=3600)?;
         let db_max_connections = env.parse_or(
             "DB_MAX_CONNECTIONS",
             10,
@@ -367,32 +397,6 @@ pub struct WorkerSettings {
 
 impl WorkerSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let millis = |name: &'static str, default: u64, max: u64| {
-            env.parse_or(
-                name,
-                Duration::from_millis(default),
-                &format!("a whole number of milliseconds from 1 to {max}"),
-                |v| {
-                    v.parse::<u64>()
-                        .ok()
-                        .filter(|n| (1..=max).contains(n))
-                        .map(Duration::from_millis)
-                },
-            )
-        };
-        let seconds = |name: &'static str, default: u64, max: u64| {
-            env.parse_or(
-                name,
-                Duration::from_secs(default),
-                &format!("a whole number of seconds from 1 to {max}"),
-                |v| {
-                    v.parse::<u64>()
-                        .ok()
-                        .filter(|n| (1..=max).contains(n))
-                        .map(Duration::from_secs)
-                },
-            )
-        };
         Ok(Self {
             concurrency: env.parse_or(
                 "WORKER_CONCURRENCY",
@@ -400,10 +404,10 @@ impl WorkerSettings {
                 "a whole number from 1 to 256",
                 |v| v.parse::<usize>().ok().filter(|n| (1..=256).contains(n)),
             )?,
-            shutdown_timeout: seconds("WORKER_SHUTDOWN_TIMEOUT", 30, 3600)?,
-            retry_base: millis("WORKER_RETRY_BASE_MS", 2000, 600_000)?,
-            reconcile_interval: millis("RECONCILE_INTERVAL_MS", 2000, 600_000)?,
-            orphan_after: seconds("ORPHAN_AFTER_SECS", 20, 3600)?,
+            shutdown_timeout: env.seconds("WORKER_SHUTDOWN_TIMEOUT", 30, 1..=3600)?,
+            retry_base: env.millis("WORKER_RETRY_BASE_MS", 2000, 1..=600_000)?,
+            reconcile_interval: env.millis("RECONCILE_INTERVAL_MS", 2000, 1..=600_000)?,
+            orphan_after: env.seconds("ORPHAN_AFTER_SECS", 20, 1..=3600)?,
         })
     }
 }
@@ -452,17 +456,8 @@ impl DataPlaneSettings {
                 matches!(url.scheme(), "file" | "s3" | "memory").then(|| v.to_owned())
             },
         )?;
-        let probe_timeout = env.parse_or(
-            "ODOO_PROBE_TIMEOUT_SECS",
-            Duration::from_secs(60),
-            "a whole number of seconds from 0 to 3600 (0 skips the probe)",
-            |v| {
-                v.parse::<u64>()
-                    .ok()
-                    .filter(|s| *s <= 3600)
-                    .map(Duration::from_secs)
-            },
-        )?;
+        // Zero skips the probe.
+        let probe_timeout = env.seconds("ODOO_PROBE_TIMEOUT_SECS", 60, 0..=3600)?;
         let upstream = env.parse_or("ODOO_UPSTREAM", None, "host:port such as odoo:8069", |v| {
             let (host, port) = v.rsplit_once(':')?;
             (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| Some(v.to_owned()))

@@ -156,7 +156,28 @@ impl OpsQueue {
                 }
             },
         );
-        Box::pin(stream)
+        // One item per poll for however many pushes arrived: the consumer
+        // polls this once per fetch, so wakes must not queue up behind it,
+        // and ending on `Pending` keeps the waker registered for the next push.
+        let mut stream = Box::pin(stream);
+        Box::pin(futures::stream::poll_fn(move |cx| {
+            let mut woken = false;
+            loop {
+                match futures::Stream::poll_next(stream.as_mut(), cx) {
+                    std::task::Poll::Ready(Some(())) => woken = true,
+                    std::task::Poll::Ready(None) => {
+                        return std::task::Poll::Ready(woken.then_some(()));
+                    }
+                    std::task::Poll::Pending => {
+                        return if woken {
+                            std::task::Poll::Ready(Some(()))
+                        } else {
+                            std::task::Poll::Pending
+                        };
+                    }
+                }
+            }
+        }))
     }
 
     pub fn connection(&self) -> ConnectionManager {

@@ -217,17 +217,7 @@ impl Env {
         default: u64,
         range: std::ops::RangeInclusive<u64>,
     ) -> Result<Duration, ConfigError> {
-        let expected = format!(
-            "a whole number of seconds from {} to {}",
-            range.start(),
-            range.end()
-        );
-        self.parse_or(name, Duration::from_secs(default), &expected, |v| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|n| range.contains(n))
-                .map(Duration::from_secs)
-        })
+        self.duration(name, default, range, "seconds", Duration::from_secs)
     }
 
     /// A whole number of milliseconds within `range`, or `default` when unset.
@@ -237,16 +227,27 @@ impl Env {
         default: u64,
         range: std::ops::RangeInclusive<u64>,
     ) -> Result<Duration, ConfigError> {
+        self.duration(name, default, range, "milliseconds", Duration::from_millis)
+    }
+
+    fn duration(
+        &self,
+        name: &'static str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+        unit: &str,
+        make: fn(u64) -> Duration,
+    ) -> Result<Duration, ConfigError> {
         let expected = format!(
-            "a whole number of milliseconds from {} to {}",
+            "a whole number of {unit} from {} to {}",
             range.start(),
             range.end()
         );
-        self.parse_or(name, Duration::from_millis(default), &expected, |v| {
+        self.parse_or(name, make(default), &expected, |v| {
             v.parse::<u64>()
                 .ok()
                 .filter(|n| range.contains(n))
-                .map(Duration::from_millis)
+                .map(make)
         })
     }
 
@@ -710,6 +711,32 @@ mod tests {
             err.to_string(),
             "config error: DATABASE_URL: expected postgres://user:password@host:port/database, but it is not set"
         );
+    }
+
+    #[test]
+    fn durations_are_bounded_and_name_their_unit() -> Result<(), ConfigError> {
+        let env = Env::from_pairs([("WORKER_RETRY_BASE_MS", "0"), ("ORPHAN_AFTER_SECS", "7")]);
+        let Err(err) = WorkerSettings::from_env(&env) else {
+            panic!("accepted a zero retry base");
+        };
+        assert_eq!(
+            err.to_string(),
+            r#"config error: WORKER_RETRY_BASE_MS: expected a whole number of milliseconds from 1 to 600000, got "0""#
+        );
+        let env = Env::from_pairs([("ORPHAN_AFTER_SECS", "7")]);
+        assert_eq!(
+            WorkerSettings::from_env(&env)?.orphan_after,
+            Duration::from_secs(7)
+        );
+        let Err(err) = Config::from_env(Service::Admin, &with(&[("SCHEMA_WAIT_SECS", "3601")]))
+        else {
+            panic!("accepted SCHEMA_WAIT_SECS=3601");
+        };
+        assert!(
+            err.to_string()
+                .contains("a whole number of seconds from 0 to 3600")
+        );
+        Ok(())
     }
 
     #[test]

@@ -21,12 +21,7 @@ const ROLE: &str = "saas_odoo_bench";
 const MB: f64 = 1024.0 * 1024.0;
 
 fn fixture() -> PathBuf {
-    std::env::var("ODOO18_FIXTURE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../../shared/fixtures/odoo18/template.sql")
-        })
+    saas_testkit::odoo::fixture_path()
 }
 
 async fn admin() -> anyhow::Result<PgConnection> {

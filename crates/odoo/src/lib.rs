@@ -7,6 +7,7 @@ mod error;
 mod filestore;
 pub mod ident;
 pub mod lifecycle;
+pub mod marker;
 pub mod password;
 mod pgtools;
 pub mod probe;

@@ -15,12 +15,13 @@ use sqlx::{Connection as _, Executor as _, PgConnection};
 /// The role that owns tenant databases in tests (shared by all tests).
 pub const ROLE: &str = "saas_odoo_test";
 
-/// `../shared/fixtures/odoo18/template.sql`, or `ODOO18_FIXTURE`.
+/// The Odoo 18 fixture shipped with the test kit
+/// (`crates/testkit/fixtures/odoo18/template.sql`), or `ODOO18_FIXTURE`.
 pub fn fixture_path() -> PathBuf {
     if let Ok(path) = std::env::var("ODOO18_FIXTURE") {
         return PathBuf::from(path);
     }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/odoo18/template.sql")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/odoo18/template.sql")
 }
 
 pub struct OdooWorld {

@@ -100,7 +100,7 @@ mod tests {
     const PASSLIB_600K: &str = "$pbkdf2-sha512$600000$AAECAwQFBgcICQoLDA0ODw$HPMKUYh49Erst1wODQ1poCrF.RgaU7UpIJLhCjwMu0FQip6EKIUUkNiJ4BvDKV0UdO8BuHufX3D.ExFyclsWAw";
     // pbkdf2_sha512.using(rounds=1000, salt=b'\xff'*16).hash('pässwörd')
     const PASSLIB_1K_UTF8: &str = "$pbkdf2-sha512$1000$/////////////////////w$fGnhrkugqbuYytOWwrrP8P42QAHMugvc52kvfO3kArrgs0mnnaNbCU3kVYXW92SfDb.njbEGZtnR4OFxdzu33g";
-    // The admin user of shared/fixtures/odoo18/template.sql, password `admin`.
+    // The admin user of crates/testkit/fixtures/odoo18/template.sql, password `admin`.
     const FIXTURE_ADMIN: &str = "$pbkdf2-sha512$600000$eQ9BCMHYm9Pau/ee03qPcQ$UEEVnYwtpQ9Zy6JIYqkSS92EQ7n1U.yzuWOAeeyIYaMXauLPW2u03Nf5GTy4lX5TWneLk1mvrp47qsAfS0aJ.g";
 
     #[test]

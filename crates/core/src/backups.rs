@@ -74,3 +74,35 @@ pub async fn insert(conn: &mut PgConnection, new: &NewBackup<'_>) -> Result<Back
     .fetch_one(conn)
     .await
 }
+
+/// Kinds a customer makes (a "Back up now" and an upload): they count
+/// against the plan's `max_backups` together, apart from scheduled ones.
+pub const MANUAL_KINDS: [&str; 2] = ["manual", "upload"];
+
+/// The tenant's manual and uploaded backups beyond the newest `keep`,
+/// oldest first, never one a queued or running restore still needs: what
+/// retention removes (with `keep` = the plan's `max_backups`) or what the
+/// next manual backup would push out (`max_backups - 1`).
+pub async fn manual_beyond(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    keep: i64,
+) -> Result<Vec<Backup>, sqlx::Error> {
+    sqlx::query_as(&format!(
+        "SELECT {COLUMNS} FROM backups b
+         WHERE b.tenant_id = $1 AND b.kind = ANY($3)
+           AND b.id NOT IN (
+               SELECT id FROM backups WHERE tenant_id = $1 AND kind = ANY($3)
+               ORDER BY created_at DESC, id LIMIT $2)
+           AND NOT EXISTS (
+               SELECT 1 FROM operations o
+               WHERE o.tenant_id = $1 AND o.kind = 'restore' AND o.state IN ('queued', 'running')
+                 AND o.args->>'backup_id' = b.id::text)
+         ORDER BY b.created_at, b.id"
+    ))
+    .bind(tenant_id)
+    .bind(keep.max(0))
+    .bind(MANUAL_KINDS.map(str::to_owned).to_vec())
+    .fetch_all(pool)
+    .await
+}

@@ -48,6 +48,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "ODOO_FILESTORE_ROOT",
     "ODOO_SERVER_CAPACITY",
     "ODOO_PROBE_TIMEOUT_SECS",
+    "RESTORE_MAX_MB",
     "ADMIN_SESSION_IDLE_SECS",
     "ADMIN_SESSION_ABSOLUTE_SECS",
 ];
@@ -423,6 +424,9 @@ pub struct DataPlaneSettings {
     /// How long provisioning waits for Odoo to serve the new tenant;
     /// zero skips the probe.
     pub probe_timeout: Duration,
+    /// The most a restore may write (database and filestore together),
+    /// whatever the plan allows: a platform-wide cap on one upload's cost.
+    pub restore_max_bytes: u64,
     /// The Odoo server of a single-host deployment, registered as server
     /// `default` when `ODOO_UPSTREAM` is set.
     pub default_server: Option<DefaultServer>,
@@ -459,6 +463,16 @@ impl DataPlaneSettings {
         )?;
         // Zero skips the probe.
         let probe_timeout = env.seconds("ODOO_PROBE_TIMEOUT_SECS", 60, 0..=3600)?;
+        let restore_max_mb = env.parse_or(
+            "RESTORE_MAX_MB",
+            20_480u64,
+            "a whole number of megabytes from 1 to 10000000",
+            |v| {
+                v.parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=10_000_000).contains(n))
+            },
+        )?;
         let upstream = env.parse_or("ODOO_UPSTREAM", None, "host:port such as odoo:8069", |v| {
             let (host, port) = v.rsplit_once(':')?;
             (!host.is_empty() && port.parse::<u16>().is_ok()).then(|| Some(v.to_owned()))
@@ -494,6 +508,7 @@ impl DataPlaneSettings {
             routing_map_path,
             backup_store_url,
             probe_timeout,
+            restore_max_bytes: restore_max_mb * 1024 * 1024,
             default_server,
         })
     }

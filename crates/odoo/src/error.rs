@@ -94,6 +94,34 @@ pub enum OdooError {
 }
 
 impl OdooError {
+    /// What a customer may read about this error: short, built only from the
+    /// platform's own words, never from a tool's output or another
+    /// database's data. Operators read the full `Display` chain.
+    pub fn customer_message(&self) -> String {
+        match self {
+            OdooError::Invalid { what, .. } => format!("invalid {what}"),
+            OdooError::TemplateMissing(_) => "the plan's template is not available".into(),
+            OdooError::TemplateBusy { .. } => "the plan's template is busy; retrying".into(),
+            OdooError::ForeignDatabase { .. } => {
+                "the instance's database name is taken on the server; our operators have been told"
+                    .into()
+            }
+            OdooError::DatabaseMissing(_) => "the instance's database does not exist".into(),
+            OdooError::ProbeTimeout { .. } => "Odoo did not answer in time".into(),
+            OdooError::Interrupted(_) => "interrupted".into(),
+            OdooError::VersionMismatch { .. } | OdooError::ToolFailed { .. } => {
+                "a database tool failed on the server".into()
+            }
+            // Our words about the customer's own archive.
+            OdooError::InvalidArchive(_) | OdooError::VerificationFailed(_) => self.to_string(),
+            OdooError::Database(_) => "a temporary database problem".into(),
+            OdooError::Io { .. } => "a storage problem on the server".into(),
+            OdooError::Storage(_) => "a backup storage problem".into(),
+            OdooError::Zip(_) => "the backup archive is unreadable".into(),
+            OdooError::Task(_) => "an internal error".into(),
+        }
+    }
+
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             what,

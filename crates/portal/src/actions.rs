@@ -154,11 +154,30 @@ async fn request(
     .map_err(request_error)
 }
 
+/// Refuses a manual backup or an upload when the tenant's plan keeps none;
+/// otherwise the oldest manual or uploaded one beyond the plan's limit is
+/// removed once the new one exists (the instance page says which).
+async fn check_manual_backups_allowed(
+    state: &AppState,
+    tenant: &Tenant,
+    field: &'static str,
+) -> Result<(), AppError> {
+    let plan = scoped::plan(&state.db, &tenant.plan_id.to_string()).await?;
+    if plan.is_some_and(|p| p.max_backups <= 0) {
+        return Err(AppError::invalid(
+            field,
+            "your plan keeps no manual or uploaded backups; choose a plan that does",
+        ));
+    }
+    Ok(())
+}
+
 pub async fn backup_now(
     state: &AppState,
     who: &SignedIn,
     tenant: &Tenant,
 ) -> Result<Operation, AppError> {
+    check_manual_backups_allowed(state, tenant, "backup").await?;
     request(
         state,
         who,
@@ -214,6 +233,7 @@ pub async fn upload_and_restore(
     typed: &str,
 ) -> Result<(Backup, Operation), AppError> {
     confirm(tenant, typed)?;
+    check_manual_backups_allowed(state, tenant, "file").await?;
     crate::upload::validate(&received.file).await?;
     let store = state.backups()?;
     let key = format!(

@@ -246,7 +246,7 @@ impl OperationView {
             kind: op.kind.to_string(),
             state: op.state.to_string(),
             created_at: op.created_at.format("%Y-%m-%d %H:%M:%S UTC").to_string(),
-            error: op.last_error.clone().unwrap_or_default(),
+            error: op.customer_error_text().unwrap_or_default(),
         }
     }
 }
@@ -257,6 +257,9 @@ pub struct InstancePage {
     pub nav: Nav,
     pub instance: InstanceView,
     pub backups: Vec<BackupView>,
+    /// The plan's limit on manual and uploaded backups, and what the next
+    /// one removes.
+    pub backup_note: String,
     pub operations: Vec<OperationView>,
     pub plans: Vec<PlanView>,
     pub error: Option<FormError>,

@@ -96,9 +96,10 @@ impl<H: Handlers> Engine<H> {
         // A panicking handler fails its attempt instead of taking the worker down.
         let result = match tokio::spawn(handler).await {
             Ok(result) => result,
-            Err(join) => Err(HandlerError::transient(format!(
-                "the handler panicked: {join}"
-            ))),
+            Err(join) => Err(
+                HandlerError::transient(format!("the handler panicked: {join}"))
+                    .telling_customer("an internal error; it is being retried"),
+            ),
         };
         self.metrics
             .duration
@@ -142,8 +143,11 @@ impl<H: Handlers> Engine<H> {
                     &self.pool,
                     id,
                     &self.name,
-                    &err.message,
-                    err.retryable,
+                    store::AttemptError {
+                        detail: &err.message,
+                        customer: &err.customer,
+                        retryable: err.retryable,
+                    },
                     self.settings.retry_base,
                 )
                 .await?;

@@ -18,31 +18,48 @@ pub struct Maintenance {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{message}")]
 pub struct HandlerError {
+    /// The full reason, for operators (admin, the worker's log).
     pub message: String,
+    /// What the customer may read: the handler's own words, never a tool's
+    /// output or data from outside the customer's database.
+    pub customer: String,
     pub retryable: bool,
 }
 
 impl HandlerError {
-    /// A failure that may pass (a busy template, a timeout, a lost connection).
+    /// A failure that may pass (a busy template, a timeout, a lost
+    /// connection); `message` is the worker's own words, safe to show.
     pub fn transient(message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
-            message: message.into(),
+            customer: message.clone(),
+            message,
             retryable: true,
         }
     }
 
-    /// A failure that will not pass by retrying (bad arguments, a refused state).
+    /// A failure that will not pass by retrying (bad arguments, a refused
+    /// state); `message` is the worker's own words, safe to show.
     pub fn permanent(message: impl Into<String>) -> Self {
+        let message = message.into();
         Self {
-            message: message.into(),
+            customer: message.clone(),
+            message,
             retryable: false,
         }
+    }
+
+    /// The same failure, told to the customer as `customer`.
+    pub fn telling_customer(mut self, customer: impl Into<String>) -> Self {
+        self.customer = customer.into();
+        self
     }
 }
 
 impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
         HandlerError::transient(format!("database: {err}"))
+            .telling_customer("a temporary problem with the platform database")
     }
 }
 

@@ -120,9 +120,12 @@ impl Handlers for PlatformHandlers {
 }
 
 /// Translates a data-plane error: what may pass by retrying is transient.
+/// The customer reads the data plane's customer message, never the chain
+/// (which can hold psql's output).
 pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
     let message = error_chain(&err);
-    match err {
+    let customer = err.customer_message();
+    let translated = match err {
         OdooError::TemplateBusy { .. }
         | OdooError::ProbeTimeout { .. }
         | OdooError::Database(_)
@@ -131,7 +134,8 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
         | OdooError::Task(_)
         | OdooError::ToolFailed { .. } => HandlerError::transient(message),
         _ => HandlerError::permanent(message),
-    }
+    };
+    translated.telling_customer(customer)
 }
 
 fn error_chain(err: &dyn std::error::Error) -> String {
@@ -248,7 +252,11 @@ async fn backup(
     operation: &Operation,
 ) -> Result<Uuid, HandlerError> {
     let kind = operation.args["kind"].as_str().unwrap_or("manual");
-    backup_now(inner, placement, kind).await
+    let id = backup_now(inner, placement, kind).await?;
+    if saas_core::backups::MANUAL_KINDS.contains(&kind) {
+        prune_manual_backups(inner, placement).await?;
+    }
+    Ok(id)
 }
 
 pub(crate) async fn backup_now(
@@ -256,13 +264,22 @@ pub(crate) async fn backup_now(
     placement: &TenantPlacement,
     kind: &str,
 ) -> Result<Uuid, HandlerError> {
-    let server = placement.server()?;
     let key = format!(
         "{}/{}",
         placement.tenant_id,
         saas_odoo::backup_key(&placement.db_name)
     );
-    let info = saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, &key)
+    backup_to_key(inner, placement, kind, &key).await
+}
+
+async fn backup_to_key(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    kind: &str,
+    key: &str,
+) -> Result<Uuid, HandlerError> {
+    let server = placement.server()?;
+    let info = saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, key)
         .await
         .map_err(odoo_error)?;
     let id = Uuid::new_v4();
@@ -281,11 +298,49 @@ pub(crate) async fn backup_now(
     Ok(id)
 }
 
+/// How long the copy taken before a restore is kept.
+const PRE_RESTORE_KEEP_DAYS: i32 = 7;
+
+/// Backs the tenant up as it is before a restore replaces it, once per
+/// restore operation (the key names the operation, so a retried attempt
+/// finds its copy), kept for [`PRE_RESTORE_KEEP_DAYS`]: "I restored the
+/// wrong file" stays recoverable.
+async fn pre_restore_backup(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+) -> Result<(), HandlerError> {
+    let key = format!(
+        "{}/{}/pre-restore-{}.zip",
+        placement.tenant_id, placement.db_name, operation.id
+    );
+    let taken: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM backups WHERE object_key = $1)")
+            .bind(&key)
+            .fetch_one(&inner.pool)
+            .await?;
+    if taken {
+        return Ok(());
+    }
+    let id = backup_to_key(inner, placement, "pre_restore", &key)
+        .await
+        .map_err(|err| {
+            err.telling_customer("the safety backup before the restore failed; nothing was changed")
+        })?;
+    sqlx::query("UPDATE backups SET expires_at = now() + make_interval(days => $2) WHERE id = $1")
+        .bind(id)
+        .bind(PRE_RESTORE_KEEP_DAYS)
+        .execute(&inner.pool)
+        .await?;
+    Ok(())
+}
+
 async fn restore(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
 ) -> Result<(), HandlerError> {
+    pre_restore_backup(inner, placement, operation).await?;
     let server = placement.server()?;
     let backup_id = operation.args["backup_id"]
         .as_str()
@@ -302,7 +357,8 @@ async fn restore(
     saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key)
         .await
         .map_err(odoo_error)?;
-    Ok(())
+    // An upload counts against the plan's manual backups once it is used.
+    prune_manual_backups(inner, placement).await
 }
 
 async fn suspend_or_resume(
@@ -469,7 +525,36 @@ async fn health_check(inner: &Inner, placement: &TenantPlacement) -> Result<(), 
         .map_err(odoo_error)
 }
 
-/// Deletes expired backups and scheduled ones beyond the plan's retention.
+/// Removes the oldest manual and uploaded backups beyond the plan's
+/// `max_backups` (never one a pending restore needs).
+async fn prune_manual_backups(
+    inner: &Inner,
+    placement: &TenantPlacement,
+) -> Result<(), HandlerError> {
+    let doomed = saas_core::backups::manual_beyond(
+        &inner.pool,
+        placement.tenant_id,
+        i64::from(placement.max_backups),
+    )
+    .await?;
+    for backup in doomed {
+        delete_backup(inner, backup.id, &backup.object_key).await?;
+        tracing::info!(backup = %backup.id, kind = %backup.kind, "manual backup beyond the plan's limit removed");
+    }
+    Ok(())
+}
+
+async fn delete_backup(inner: &Inner, id: Uuid, key: &str) -> Result<(), HandlerError> {
+    inner.store.delete(key).await.map_err(odoo_error)?;
+    sqlx::query("DELETE FROM backups WHERE id = $1")
+        .bind(id)
+        .execute(&inner.pool)
+        .await?;
+    Ok(())
+}
+
+/// Deletes expired backups, scheduled ones beyond the plan's retention, and
+/// manual or uploaded ones beyond the plan's limit.
 async fn prune_backups(inner: &Inner, placement: &TenantPlacement) -> Result<(), HandlerError> {
     let doomed: Vec<(Uuid, String)> = sqlx::query_as(
         "SELECT b.id, b.object_key FROM backups b
@@ -484,14 +569,10 @@ async fn prune_backups(inner: &Inner, placement: &TenantPlacement) -> Result<(),
     .fetch_all(&inner.pool)
     .await?;
     for (id, key) in doomed {
-        inner.store.delete(&key).await.map_err(odoo_error)?;
-        sqlx::query("DELETE FROM backups WHERE id = $1")
-            .bind(id)
-            .execute(&inner.pool)
-            .await?;
+        delete_backup(inner, id, &key).await?;
         tracing::info!(backup = %id, "pruned backup");
     }
-    Ok(())
+    prune_manual_backups(inner, placement).await
 }
 
 /// Final backups of deleted tenants are kept for their grace period only;
@@ -504,11 +585,7 @@ async fn expire_backups_of_deleted_tenants(inner: &Inner) -> Result<(), HandlerE
     .fetch_all(&inner.pool)
     .await?;
     for (id, key) in doomed {
-        inner.store.delete(&key).await.map_err(odoo_error)?;
-        sqlx::query("DELETE FROM backups WHERE id = $1")
-            .bind(id)
-            .execute(&inner.pool)
-            .await?;
+        delete_backup(inner, id, &key).await?;
         tracing::info!(backup = %id, "final backup of a deleted tenant expired");
     }
     Ok(())

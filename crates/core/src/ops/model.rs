@@ -103,7 +103,10 @@ pub struct Operation {
     pub state: OperationState,
     pub attempts: i32,
     pub max_attempts: i32,
+    /// The full reason of the last failed attempt, for operators.
     pub last_error: Option<String>,
+    /// What the customer may read about it (short, never a tool's output).
+    pub customer_error: Option<String>,
     pub requested_by: String,
     pub worker: Option<String>,
     pub run_after: DateTime<Utc>,
@@ -130,6 +133,7 @@ impl<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> for Operation {
             attempts: row.try_get("attempts")?,
             max_attempts: row.try_get("max_attempts")?,
             last_error: row.try_get("last_error")?,
+            customer_error: row.try_get("customer_error")?,
             requested_by: row.try_get("requested_by")?,
             worker: row.try_get("worker")?,
             run_after: row.try_get("run_after")?,
@@ -165,6 +169,17 @@ fn serialize_public_args<S: serde::Serializer>(
 }
 
 impl Operation {
+    /// What the customer reads about the last failed attempt: the worker's
+    /// customer text; an older row that has only the operators' reason gets
+    /// a plain sentence instead of it.
+    pub fn customer_error_text(&self) -> Option<String> {
+        match (&self.customer_error, &self.last_error) {
+            (Some(text), _) => Some(text.clone()),
+            (None, Some(_)) => Some("the operation failed; our operators can see why".to_owned()),
+            (None, None) => None,
+        }
+    }
+
     /// The arguments as they may be shown.
     pub fn public_args(&self) -> serde_json::Value {
         public_args(&self.args)
@@ -173,7 +188,7 @@ impl Operation {
 
 /// Columns selected for an [`Operation`].
 pub const COLUMNS: &str = "id, tenant_id, kind, args, state, attempts, max_attempts, last_error, \
-     requested_by, worker, run_after, created_at, started_at, finished_at";
+     customer_error, requested_by, worker, run_after, created_at, started_at, finished_at";
 
 #[cfg(test)]
 mod tests {

@@ -182,6 +182,15 @@ pub fn backoff(base: Duration, attempt: i32) -> Duration {
         .min(Duration::from_secs(300))
 }
 
+/// Why an attempt failed: the full reason for operators, and what the
+/// customer may read.
+#[derive(Debug, Clone, Copy)]
+pub struct AttemptError<'a> {
+    pub detail: &'a str,
+    pub customer: &'a str,
+    pub retryable: bool,
+}
+
 /// Records a failed attempt: queued again after a backoff while attempts
 /// remain and the error is `retryable`, failed for good otherwise.
 #[tracing::instrument(skip_all, fields(operation = %id))]
@@ -189,8 +198,7 @@ pub async fn fail_attempt(
     pool: &PgPool,
     id: Uuid,
     worker: &str,
-    error: &str,
-    retryable: bool,
+    error: AttemptError<'_>,
     backoff_base: Duration,
 ) -> Result<FailureOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
@@ -205,17 +213,19 @@ pub async fn fail_attempt(
     let Some((attempts, max_attempts)) = row else {
         return Ok(FailureOutcome::Lost);
     };
-    let outcome = if retryable && attempts < max_attempts {
+    let outcome = if error.retryable && attempts < max_attempts {
         let delay = chrono::Duration::from_std(backoff(backoff_base, attempts))
             .unwrap_or_else(|_| chrono::Duration::seconds(300));
         let run_after = Utc::now() + delay;
         let requeued = sqlx::query(
-            "UPDATE operations SET state = 'queued', worker = NULL, last_error = $2, run_after = $3
+            "UPDATE operations SET state = 'queued', worker = NULL, last_error = $2, run_after = $3,
+                    customer_error = $4
              WHERE id = $1",
         )
         .bind(id)
-        .bind(error)
+        .bind(error.detail)
         .bind(run_after)
+        .bind(error.customer)
         .execute(&mut *tx)
         .await;
         match requeued {
@@ -223,10 +233,12 @@ pub async fn fail_attempt(
             Err(err) if is_unique_violation(&err, "operations_one_queued_per_kind") => {
                 tx.rollback().await?;
                 tx = pool.begin().await?;
+                let note = " (not retried: a newer request of the same kind is queued)";
                 mark_failed(
                     &mut tx,
                     id,
-                    &format!("{error} (not retried: a newer request of the same kind is queued)"),
+                    &format!("{}{note}", error.detail),
+                    &format!("{}{note}", error.customer),
                 )
                 .await?;
                 FailureOutcome::Failed
@@ -234,20 +246,27 @@ pub async fn fail_attempt(
             Err(err) => return Err(err),
         }
     } else {
-        mark_failed(&mut tx, id, error).await?;
+        mark_failed(&mut tx, id, error.detail, error.customer).await?;
         FailureOutcome::Failed
     };
     tx.commit().await?;
     Ok(outcome)
 }
 
-async fn mark_failed(conn: &mut PgConnection, id: Uuid, error: &str) -> Result<(), sqlx::Error> {
+async fn mark_failed(
+    conn: &mut PgConnection,
+    id: Uuid,
+    detail: &str,
+    customer: &str,
+) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE operations SET state = 'failed', worker = NULL, last_error = $2, finished_at = now()
+        "UPDATE operations SET state = 'failed', worker = NULL, last_error = $2, finished_at = now(),
+                customer_error = $3
          WHERE id = $1",
     )
     .bind(id)
-    .bind(error)
+    .bind(detail)
+    .bind(customer)
     .execute(conn)
     .await?;
     Ok(())
@@ -286,6 +305,7 @@ pub async fn recover_orphans(pool: &PgPool, stale: Duration) -> Result<Recovered
              state = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
              finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
              last_error = 'worker ' || coalesce(worker, '?') || ' stopped while running this operation',
+             customer_error = 'interrupted by a platform restart',
              worker = NULL, run_after = now()
          WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
          RETURNING id, state",

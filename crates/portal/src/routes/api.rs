@@ -106,7 +106,7 @@ fn backup_json(backup: &Backup) -> Value {
 fn operation_json(op: &Operation) -> Value {
     json!({
         "id": op.id, "instance_id": op.tenant_id, "kind": op.kind, "state": op.state,
-        "args": op.public_args(), "attempts": op.attempts, "error": op.last_error,
+        "args": op.public_args(), "attempts": op.attempts, "error": op.customer_error_text(),
         "created_at": op.created_at, "started_at": op.started_at, "finished_at": op.finished_at,
     })
 }

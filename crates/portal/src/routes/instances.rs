@@ -4,7 +4,7 @@ use axum::Router;
 use axum::extract::{DefaultBodyLimit, FromRequest, Multipart, Path, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use saas_core::backups;
+use saas_core::backups::{self, Backup};
 use saas_core::customer_tenants::{self as scoped};
 use saas_core::tenants::Tenant;
 use serde::Deserialize;
@@ -152,11 +152,20 @@ pub async fn page(
         all_plans.push(current);
     }
     let backups = backups::list_for_tenant(&state.db, tenant.id).await?;
+    let max_backups = all_plans
+        .iter()
+        .find(|p| p.id == tenant.plan_id)
+        .map_or(0, |p| p.max_backups);
+    let pushed_out = backups::manual_beyond(&state.db, tenant.id, i64::from(max_backups) - 1)
+        .await?
+        .into_iter()
+        .next();
     let operations = scoped::operations(&state.db, tenant.id, 10).await?;
     let pending = operations.iter().filter(|o| !o.state.is_final()).count();
     let page = InstancePage {
         nav: nav(who),
         instance: InstanceView::new(state, tenant, &all_plans),
+        backup_note: backup_note(max_backups, &backups, pushed_out.as_ref()),
         backups: backups.iter().map(BackupView::new).collect(),
         operations: operations.iter().map(OperationView::new).collect(),
         plans: PlanView::list(&plans, &tenant.plan_id.to_string()),
@@ -167,6 +176,28 @@ pub async fn page(
     };
     let status = error.map_or(axum::http::StatusCode::OK, AppError::status);
     Ok((status, render(&page)).into_response())
+}
+
+/// How many manual and uploaded backups the plan keeps, and which one the
+/// next would remove.
+fn backup_note(max_backups: i32, backups: &[Backup], pushed_out: Option<&Backup>) -> String {
+    if max_backups <= 0 {
+        return "Your plan keeps no manual or uploaded backups.".to_owned();
+    }
+    let manual = backups
+        .iter()
+        .filter(|b| backups::MANUAL_KINDS.contains(&b.kind.as_str()))
+        .count();
+    let mut note =
+        format!("Your plan keeps {max_backups} manual or uploaded backups; you have {manual}.");
+    if let Some(oldest) = pushed_out {
+        note.push_str(&format!(
+            " The next one removes the oldest, the {} backup of {}.",
+            oldest.kind,
+            oldest.created_at.format("%Y-%m-%d %H:%M UTC")
+        ));
+    }
+    note
 }
 
 async fn show(

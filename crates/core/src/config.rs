@@ -782,8 +782,8 @@ mod tests {
     }
 
     #[test]
-    fn stall_tolerance_defaults_survive_a_30_s_pause_and_need_three_beats() -> Result<(), ConfigError>
-    {
+    fn stall_tolerance_defaults_survive_a_30_s_pause_and_need_three_beats()
+    -> Result<(), ConfigError> {
         let defaults = WorkerSettings::from_env(&Env::default())?;
         assert!(defaults.orphan_after >= Duration::from_secs(30) + defaults.heartbeat_every * 2);
         let env = Env::from_pairs([("WORKER_HEARTBEAT_SECS", "5"), ("ORPHAN_AFTER_SECS", "14")]);

@@ -87,7 +87,10 @@ impl Components {
     }
 
     pub fn all(&self) -> Vec<Component> {
-        self.list.lock().map(|list| list.clone()).unwrap_or_default()
+        self.list
+            .lock()
+            .map(|list| list.clone())
+            .unwrap_or_default()
     }
 }
 

@@ -136,7 +136,11 @@ async fn a_busy_token_records_its_last_use_at_most_once_a_minute() -> anyhow::Re
             Some(owner)
         );
     }
-    assert_eq!(version().await?, first, "the row was written again within the minute");
+    assert_eq!(
+        version().await?,
+        first,
+        "the row was written again within the minute"
+    );
 
     // A minute later the next request records its use again.
     sqlx::query("UPDATE api_tokens SET last_used_at = now() - interval '61 seconds' WHERE id = $1")

@@ -16,6 +16,7 @@ pub mod restore;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod store_sweep;
 pub mod templates;
 
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 use worker::handlers::{HandlerError, Handlers};
+use worker::lease::Lease;
 
 /// Handlers that do what their arguments say and record it.
 struct TestHandlers {
@@ -26,7 +27,11 @@ struct TestHandlers {
 }
 
 impl Handlers for TestHandlers {
-    fn run(&self, operation: Operation) -> BoxFuture<'static, Result<(), HandlerError>> {
+    fn run(
+        &self,
+        operation: Operation,
+        _lease: Lease,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
             let run_id: i64 = sqlx::query_scalar(
@@ -172,6 +177,7 @@ impl World {
             ("WORKER_CONCURRENCY", "4"),
             ("RECONCILE_INTERVAL_MS", "200"),
             ("ORPHAN_AFTER_SECS", "3"),
+            ("WORKER_HEARTBEAT_SECS", "1"),
             ("WORKER_RETRY_BASE_MS", "100"),
         ]
         .into_iter()

@@ -21,7 +21,10 @@ pub fn tenant_lock_key(tenant_id: Uuid) -> i64 {
 
 /// Takes the tenant's session-level advisory lock on `conn` without
 /// waiting; false when another session holds it.
-pub async fn try_lock_tenant(conn: &mut PgConnection, tenant_id: Uuid) -> Result<bool, sqlx::Error> {
+pub async fn try_lock_tenant(
+    conn: &mut PgConnection,
+    tenant_id: Uuid,
+) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(tenant_lock_key(tenant_id))
         .fetch_one(conn)

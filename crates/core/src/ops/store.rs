@@ -301,7 +301,13 @@ pub async fn recover_orphans(pool: &PgPool, stale: Duration) -> Result<Recovered
              last_error = 'worker ' || coalesce(worker, '?') || ' stopped while running this operation',
              customer_error = 'interrupted by a platform restart',
              worker = NULL, lease = NULL, run_after = now()
-         WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+         WHERE id IN (
+             SELECT id FROM operations
+             WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+             -- A row locked by its attempt's open transaction (which commits
+             -- the attempt's result) is not abandoned; the rest are taken over
+             -- without waiting for it.
+             FOR UPDATE SKIP LOCKED)
          RETURNING id, state",
     )
     .bind(stale.as_secs_f64())

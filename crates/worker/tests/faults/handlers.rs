@@ -53,7 +53,7 @@ impl Handlers for FaultHandlers {
                 () = lease.lost() => Err(taken_over()),
             };
             let recorded = match worked {
-                Ok(()) => record(&pool, &lease, &operation, run).await,
+                Ok(()) => record_patiently(&pool, &lease, &operation, run).await,
                 Err(err) => Err(err),
             };
             if let Err(err) = &recorded {
@@ -71,6 +71,24 @@ impl Handlers for FaultHandlers {
             }
             recorded
         })
+    }
+}
+
+/// [`record`], again while PostgreSQL is away and the lease holds.
+async fn record_patiently(
+    pool: &PgPool,
+    lease: &Lease,
+    operation: &Operation,
+    run: i64,
+) -> Result<(), HandlerError> {
+    loop {
+        match record(pool, lease, operation, run).await {
+            Err(err) if err.retryable && !lease.is_lost() => {
+                tracing::warn!(error = %err, "fault handler: recording failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            recorded => return recorded,
+        }
     }
 }
 

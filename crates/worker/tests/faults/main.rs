@@ -86,7 +86,9 @@ async fn wait_ready_status(
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    anyhow::bail!("/readyz never answered {want} naming {names:?} within {timeout:?}; last: {last:?}")
+    anyhow::bail!(
+        "/readyz never answered {want} naming {names:?} within {timeout:?}; last: {last:?}"
+    )
 }
 
 #[tokio::test]
@@ -96,7 +98,11 @@ async fn flushall_with_50_operations_queued_recovers_without_a_restart() -> anyh
     let mut worker = world.worker(&[("WORKER_HEARTBEAT_SECS", "1")]).await?;
     wait_ready_status(&worker, 200, "", Duration::from_secs(10)).await?;
     let ids = world
-        .request_each(&tenants, OperationKind::Backup, |_| json!({ "sleep_ms": 300 }))
+        .request_each(
+            &tenants,
+            OperationKind::Backup,
+            |_| json!({ "sleep_ms": 300 }),
+        )
         .await?;
     world.wait_results(2, Duration::from_secs(20)).await?;
 
@@ -118,13 +124,17 @@ async fn flushall_with_50_operations_queued_recovers_without_a_restart() -> anyh
 }
 
 #[tokio::test]
-async fn redis_restarted_during_50_operations_loses_none_and_runs_none_twice()
--> anyhow::Result<()> {
+async fn redis_restarted_during_50_operations_loses_none_and_runs_none_twice() -> anyhow::Result<()>
+{
     let mut world = World::new().await?;
     let tenants = world.tenants(50).await?;
     let mut worker = world.worker(&[("WORKER_HEARTBEAT_SECS", "1")]).await?;
     let ids = world
-        .request_each(&tenants, OperationKind::Backup, |_| json!({ "sleep_ms": 300 }))
+        .request_each(
+            &tenants,
+            OperationKind::Backup,
+            |_| json!({ "sleep_ms": 300 }),
+        )
         .await?;
     world.wait_results(5, Duration::from_secs(20)).await?;
 
@@ -135,7 +145,12 @@ async fn redis_restarted_during_50_operations_loses_none_and_runs_none_twice()
     let done = world.settle(&ids, Duration::from_secs(90)).await?;
     ensure_each_succeeded_once(&world, &done).await?;
     let runs = world.runs().await?;
-    ensure!(runs.len() == ids.len(), "{} runs of {} operations", runs.len(), ids.len());
+    ensure!(
+        runs.len() == ids.len(),
+        "{} runs of {} operations",
+        runs.len(),
+        ids.len()
+    );
     wait_ready_status(&worker, 200, "", Duration::from_secs(30)).await?;
     worker.ensure_alive().await?;
     Ok(())
@@ -149,7 +164,11 @@ async fn postgres_restarted_during_30_operations_records_each_once() -> anyhow::
         .worker(&[("WORKER_HEARTBEAT_SECS", "2"), ("ORPHAN_AFTER_SECS", "10")])
         .await?;
     let ids = world
-        .request_each(&tenants, OperationKind::Backup, |_| json!({ "sleep_ms": 400 }))
+        .request_each(
+            &tenants,
+            OperationKind::Backup,
+            |_| json!({ "sleep_ms": 400 }),
+        )
         .await?;
     world.wait_results(4, Duration::from_secs(20)).await?;
 
@@ -169,7 +188,11 @@ async fn postgres_paused_30s_during_30_operations_runs_each_once() -> anyhow::Re
     let tenants = world.tenants(30).await?;
     let mut worker = world.worker(&[]).await?;
     let ids = world
-        .request_each(&tenants, OperationKind::Backup, |_| json!({ "sleep_ms": 500 }))
+        .request_each(
+            &tenants,
+            OperationKind::Backup,
+            |_| json!({ "sleep_ms": 500 }),
+        )
         .await?;
     world.wait_results(3, Duration::from_secs(20)).await?;
 
@@ -183,15 +206,19 @@ async fn postgres_paused_30s_during_30_operations_runs_each_once() -> anyhow::Re
         ensure!(op.attempts == 1, "ran {} times: {op:?}", op.attempts);
     }
     let runs = world.runs().await?;
-    ensure!(runs.len() == ids.len(), "{} runs of {} operations", runs.len(), ids.len());
+    ensure!(
+        runs.len() == ids.len(),
+        "{} runs of {} operations",
+        runs.len(),
+        ids.len()
+    );
     ensure!(runs.iter().all(|run| run.attempt == 1), "{runs:?}");
     worker.ensure_alive().await?;
     Ok(())
 }
 
 #[tokio::test]
-async fn two_workers_one_stopped_40s_one_result_each_and_no_tenant_overlap() -> anyhow::Result<()>
-{
+async fn two_workers_one_stopped_40s_one_result_each_and_no_tenant_overlap() -> anyhow::Result<()> {
     let world = World::new().await?;
     let tenants = world.tenants(50).await?;
     // A short tolerance, so the stalled worker's operations are taken over.
@@ -226,7 +253,10 @@ async fn two_workers_one_stopped_40s_one_result_each_and_no_tenant_overlap() -> 
     ensure_no_overlap(&runs, |run| run.operation_id)?;
     ensure!(
         done.iter().any(|op| op.attempts >= 2
-            && op.last_error.as_deref().is_some_and(|e| e.contains("stopped while running"))),
+            && op
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("stopped while running"))),
         "no operation of the stalled worker was taken over"
     );
     let stalled_pid = i32::try_from(stalled.process.pid())?;
@@ -266,9 +296,17 @@ async fn kill_9_mid_backup_leaves_no_partial_object_after_the_next_start() -> an
     let settings = [("WORKER_HEARTBEAT_SECS", "1"), ("ORPHAN_AFTER_SECS", "3")];
     let first = world.worker(&settings).await?;
     let ids = world
-        .request_each(&[tenant], OperationKind::Backup, |_| json!({ "slow_upload": true }))
+        .request_each(
+            &[tenant],
+            OperationKind::Backup,
+            |_| json!({ "slow_upload": true }),
+        )
         .await?;
-    let tenant_dir = world.scratch.path().join("backups").join(tenant.to_string());
+    let tenant_dir = world
+        .scratch
+        .path()
+        .join("backups")
+        .join(tenant.to_string());
     let mut staged = Vec::new();
     for _ in 0..400 {
         staged = staging_files(&tenant_dir);
@@ -277,7 +315,11 @@ async fn kill_9_mid_backup_leaves_no_partial_object_after_the_next_start() -> an
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    ensure!(!staged.is_empty(), "the upload never started:\n{}", first.process.log());
+    ensure!(
+        !staged.is_empty(),
+        "the upload never started:\n{}",
+        first.process.log()
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     first.process.signal("KILL")?;
     drop(first);
@@ -308,7 +350,11 @@ async fn kill_9_mid_backup_leaves_no_partial_object_after_the_next_start() -> an
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    ensure!(left.is_empty(), "partial objects remain: {left:?}\n{}", second.process.log());
+    ensure!(
+        left.is_empty(),
+        "partial objects remain: {left:?}\n{}",
+        second.process.log()
+    );
     let done = world.settle(&ids, Duration::from_secs(30)).await?;
     ensure_each_succeeded_once(&world, &done).await?;
     ensure!(
@@ -366,7 +412,11 @@ async fn a_worker_whose_queue_stays_down_exits_non_zero() -> anyhow::Result<()> 
     world.redis.kill();
     wait_ready_status(&worker, 503, "queue", Duration::from_secs(10)).await?;
     let status = worker.process.wait(Duration::from_secs(40)).await?;
-    ensure!(status.code() == Some(1), "exit {status}:\n{}", worker.process.log());
+    ensure!(
+        status.code() == Some(1),
+        "exit {status}:\n{}",
+        worker.process.log()
+    );
     let log = worker.process.log();
     ensure!(
         log.contains("WORKER_QUEUE_GIVE_UP_SECS"),
@@ -374,4 +424,3 @@ async fn a_worker_whose_queue_stays_down_exits_non_zero() -> anyhow::Result<()> 
     );
     Ok(())
 }
-

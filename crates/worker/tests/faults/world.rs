@@ -129,7 +129,10 @@ impl World {
         let mut env: HashMap<String, String> = [
             ("DATABASE_URL", self.db_url.clone()),
             ("REDIS_URL", self.redis.url()),
-            ("SECRET_KEY", "fault-test-secret-key-0123456789abcdef".to_owned()),
+            (
+                "SECRET_KEY",
+                "fault-test-secret-key-0123456789abcdef".to_owned(),
+            ),
             ("BIND_ADDR", "127.0.0.1".to_owned()),
             ("WORKER_PORT", port.to_string()),
             ("SCHEMA_WAIT_SECS", "10".to_owned()),
@@ -167,8 +170,12 @@ impl World {
 
     /// The real worker binary, with the platform handlers.
     pub async fn real_worker(&self, extra: &[(&str, &str)]) -> anyhow::Result<Worker> {
-        self.spawn(std::path::Path::new(env!("CARGO_BIN_EXE_worker")), &[], extra)
-            .await
+        self.spawn(
+            std::path::Path::new(env!("CARGO_BIN_EXE_worker")),
+            &[],
+            extra,
+        )
+        .await
     }
 
     async fn spawn(
@@ -286,7 +293,13 @@ impl Worker {
             .text()
             .await?;
         text.lines()
-            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
             .with_context(|| format!("no {name} in /metrics"))
     }
 
@@ -303,12 +316,13 @@ impl Worker {
 pub async fn ensure_each_succeeded_once(world: &World, done: &[Operation]) -> anyhow::Result<()> {
     let results = world.results().await?;
     for op in done {
-        ensure!(
-            op.state == ops::OperationState::Succeeded,
-            "{op:?}"
-        );
+        ensure!(op.state == ops::OperationState::Succeeded, "{op:?}");
         let recorded = results.get(&op.id).copied().unwrap_or(0);
-        ensure!(recorded == 1, "operation {} recorded {recorded} results", op.id);
+        ensure!(
+            recorded == 1,
+            "operation {} recorded {recorded} results",
+            op.id
+        );
     }
     Ok(())
 }

@@ -133,7 +133,7 @@ impl<H: Handlers> Engine<H> {
             }
         };
         let operation = match claim {
-            Claim::Claimed(operation) => operation,
+            Claim::Claimed(operation) => *operation,
             Claim::NotQueued => return Ok(()),
             Claim::NotDue(_) | Claim::TenantBusy => {
                 self.forget(id).await;

@@ -97,7 +97,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Operation>, sqlx::Err
 #[derive(Debug)]
 pub enum Claim {
     /// The worker now runs it; `attempts` counts this attempt.
-    Claimed(Operation),
+    Claimed(Box<Operation>),
     /// Finished, cancelled, or running elsewhere: nothing to do.
     NotQueued,
     /// Queued but waiting for its backoff to pass.
@@ -133,7 +133,7 @@ pub async fn claim(
     .fetch_optional(pool)
     .await;
     match claimed {
-        Ok(Some(operation)) => return Ok(Claim::Claimed(operation)),
+        Ok(Some(operation)) => return Ok(Claim::Claimed(Box::new(operation))),
         Ok(None) => {}
         Err(err) if is_unique_violation(&err, "operations_one_running_per_tenant") => {
             return Ok(Claim::TenantBusy);

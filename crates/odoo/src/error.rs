@@ -91,6 +91,10 @@ pub enum OdooError {
 
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+
+    /// Sessions kept coming back to a database that was closed to them.
+    #[error("{sessions} session(s) on database {db:?} survived termination; retry")]
+    SessionsRemain { db: String, sessions: i64 },
 }
 
 impl OdooError {

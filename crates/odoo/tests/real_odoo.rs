@@ -69,6 +69,7 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
     let login = format!("{db}@customer.test");
     let password = "Real-Odoo-pw-1";
     let spec = ProvisionSpec {
+        tenant_id: uuid::Uuid::new_v4(),
         db_name: db.clone(),
         template: env_or("ODOO_TEST_TEMPLATE", "tpl_base"),
         base_url: Url::parse(&format!("https://{host}"))?,

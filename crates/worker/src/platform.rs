@@ -132,7 +132,8 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
         | OdooError::Io { .. }
         | OdooError::Storage(_)
         | OdooError::Task(_)
-        | OdooError::ToolFailed { .. } => HandlerError::transient(message),
+        | OdooError::ToolFailed { .. }
+        | OdooError::SessionsRemain { .. } => HandlerError::transient(message),
         _ => HandlerError::permanent(message),
     };
     translated.telling_customer(customer)
@@ -168,6 +169,7 @@ async fn provision(
     )
     .map_err(odoo_error)?;
     let spec = ProvisionSpec {
+        tenant_id: placement.tenant_id,
         db_name: placement.db_name.clone(),
         template: format!("tpl_{}", placement.template),
         base_url,
@@ -357,6 +359,18 @@ async fn restore(
     saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key)
         .await
         .map_err(odoo_error)?;
+    // The restored database is a new one: it gets the tenant's access again
+    // (closed to PUBLIC; closed to Odoo too while the tenant is suspended).
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
+        .bind(placement.tenant_id)
+        .fetch_optional(&inner.pool)
+        .await?;
+    let access = if state.as_deref() == Some(TenantState::Suspended.as_str()) {
+        saas_odoo::suspend_tenant(&server, &placement.db_name).await
+    } else {
+        saas_odoo::resume_tenant(&server, &placement.db_name).await
+    };
+    access.map_err(odoo_error)?;
     // An upload counts against the plan's manual backups once it is used.
     prune_manual_backups(inner, placement).await
 }
@@ -372,6 +386,17 @@ async fn suspend_or_resume(
     } else {
         (TenantState::Suspended, TenantState::Active)
     };
+    // Enforced in PostgreSQL, where Odoo connects: the routing map alone does not
+    // stop XML-RPC naming the database through another tenant's hostname, nor the
+    // tenant's crons. Suspension closes the database before the state says so;
+    // resume opens it before the state says so.
+    let server = placement.server()?;
+    let access = if suspend {
+        saas_odoo::suspend_tenant(&server, &placement.db_name).await
+    } else {
+        saas_odoo::resume_tenant(&server, &placement.db_name).await
+    };
+    access.map_err(odoo_error)?;
     set_state(&inner.pool, placement.tenant_id, from, to).await?;
     let reason = suspend.then(|| {
         operation.args["reason"]
@@ -466,7 +491,7 @@ async fn delete(
         .bind(operation.created_at)
         .fetch_one(&inner.pool)
         .await?;
-        let exists = saas_odoo::is_provisioned(&server, &placement.db_name)
+        let exists = saas_odoo::is_provisioned(&server, &placement.db_name, placement.tenant_id)
             .await
             .map_err(odoo_error)?;
         if !taken && exists {
@@ -480,6 +505,16 @@ async fn delete(
             }
         }
     }
+    // Never drop a database this tenant does not own: one without its marker
+    // under its name is someone else's (the mirror image of provisioning never
+    // adopting it).
+    saas_odoo::tenant_database(&server, &placement.db_name, placement.tenant_id)
+        .await
+        .and_then(|found| found.ours_or_missing(&placement.db_name))
+        .map_err(odoo_error)?;
+    saas_odoo::drop_unfinished_clones(&server, &placement.db_name, placement.tenant_id)
+        .await
+        .map_err(odoo_error)?;
     saas_odoo::delete_tenant(&server, &placement.db_name, None)
         .await
         .map_err(odoo_error)?;

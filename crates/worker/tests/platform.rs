@@ -234,6 +234,11 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
         base_url == format!("https://{subdomain}.saas.test"),
         "{base_url}"
     );
+    let uuid: String =
+        sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = 'database.uuid'")
+            .fetch_one(&mut odoo)
+            .await?;
+    ensure!(uuid == tenant.id.to_string(), "database.uuid {uuid}");
     drop(odoo);
     let upstream = world.odoo_url.trim_start_matches("http://").to_owned();
     ensure!(
@@ -275,6 +280,13 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
         "map: {}",
         platform.map()
     );
+    // Enforced where Odoo connects, not only in nginx: the Odoo role can no
+    // longer open the tenant's database (XML-RPC through another host, crons).
+    let as_odoo = saas_testkit::odoo::database_url_as(ROLE, &subdomain)?;
+    match sqlx::PgConnection::connect(&as_odoo).await {
+        Err(err) => ensure!(err.to_string().contains("permission denied"), "{err}"),
+        Ok(_) => anyhow::bail!("the Odoo role connected to a suspended tenant"),
+    }
     platform
         .run(tenant.id, OperationKind::Resume, json!({}))
         .await?;
@@ -283,6 +295,9 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
         "map: {}",
         platform.map()
     );
+    sqlx::PgConnection::connect(&as_odoo)
+        .await
+        .context("the Odoo role cannot connect after the resume")?;
 
     platform
         .run(tenant.id, OperationKind::CollectUsage, json!({}))

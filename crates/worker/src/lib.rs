@@ -8,6 +8,7 @@
 
 pub mod background;
 pub mod engine;
+mod failed_provisions;
 pub mod handlers;
 pub mod metrics;
 pub mod platform;

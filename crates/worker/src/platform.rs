@@ -83,6 +83,11 @@ impl Handlers for PlatformHandlers {
             if let Err(err) = servers::write_routing_map(&inner).await {
                 tracing::warn!(error = %err, "writing the routing map failed");
             }
+            match crate::failed_provisions::sweep(&inner.pool).await {
+                Ok(0) => {}
+                Ok(cleaned) => tracing::info!(cleaned, "failed provisions cleaned"),
+                Err(err) => tracing::warn!(error = %err, "sweeping failed provisions failed"),
+            }
             match crate::schedule::run_once(&inner.pool, &context.queue).await {
                 Ok(0) => {}
                 Ok(requested) => tracing::info!(requested, "schedules requested operations"),
@@ -103,17 +108,24 @@ impl Handlers for PlatformHandlers {
             if operation.kind != OperationKind::Provision {
                 return;
             }
-            let marked = sqlx::query(
-                "UPDATE tenants SET state = 'failed', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
+            let tenant = operation.tenant_id;
+            let marked = set_state(
+                &inner.pool,
+                tenant,
+                TenantState::Provisioning,
+                TenantState::Failed,
             )
-            .bind(operation.tenant_id)
-            .execute(&inner.pool)
             .await;
             match marked {
-                Ok(_) => {
-                    tracing::error!(tenant = %operation.tenant_id, %error, "provisioning failed; tenant marked failed")
+                Ok(()) => {
+                    tracing::error!(%tenant, %error, "provisioning failed; tenant marked failed")
                 }
                 Err(err) => tracing::error!(error = %err, "could not mark the tenant failed"),
+            }
+            // What the attempts left goes now; the maintenance sweep retries
+            // if this fails (and cleans up after cancelled provisions).
+            if let Err(err) = crate::failed_provisions::clean(&inner.pool, tenant).await {
+                tracing::warn!(%tenant, error = %err, "cleaning the failed provision failed; the sweep retries");
             }
         })
     }
@@ -505,19 +517,7 @@ async fn delete(
             }
         }
     }
-    // Never drop a database this tenant does not own: one without its marker
-    // under its name is someone else's (the mirror image of provisioning never
-    // adopting it).
-    saas_odoo::tenant_database(&server, &placement.db_name, placement.tenant_id)
-        .await
-        .and_then(|found| found.ours_or_missing(&placement.db_name))
-        .map_err(odoo_error)?;
-    saas_odoo::drop_unfinished_clones(&server, &placement.db_name, placement.tenant_id)
-        .await
-        .map_err(odoo_error)?;
-    saas_odoo::delete_tenant(&server, &placement.db_name, None)
-        .await
-        .map_err(odoo_error)?;
+    crate::failed_provisions::remove_tenant_data(placement).await?;
     set_state(
         &inner.pool,
         placement.tenant_id,

@@ -135,6 +135,7 @@ async fn measure(
 
         let db = format!("bench_t_{i}");
         let spec = ProvisionSpec {
+            tenant_id: uuid::Uuid::new_v4(),
             db_name: db.clone(),
             template: template.to_owned(),
             base_url: Url::parse(&format!("https://bench{i}.saas.test"))?,
@@ -216,8 +217,16 @@ async fn main() -> anyhow::Result<()> {
     let mut rows = Vec::new();
     for (template, target) in [("tpl_bench20", 20.0), ("tpl_bench200", 200.0)] {
         eprintln!("building {template} (~{target} MB)...");
-        let size = build_db(template, target, &root).await?;
-        exec(&format!(r#"ALTER DATABASE "{template}" IS_TEMPLATE true"#)).await?;
+        // Built and sealed the way odoo/build-templates.sh does it.
+        let building = format!("{template}__building");
+        drop_db(template).await?;
+        let size = build_db(&building, target, &root).await?;
+        let files = root.join(template);
+        if files.exists() {
+            std::fs::remove_dir_all(&files)?;
+        }
+        std::fs::rename(root.join(&building), &files)?;
+        saas_testkit::odoo::seal_template(&building, template).await?;
         eprintln!("measuring {iterations} provisions from {template} ({size:.0} MB)...");
         rows.push(measure(&server, template, size, iterations, &hash).await?);
         drop_db(template).await?;

@@ -91,6 +91,10 @@ pub enum OdooError {
 
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+
+    /// Sessions kept coming back to a database that was closed to them.
+    #[error("{sessions} session(s) on database {db:?} survived termination; retry")]
+    SessionsRemain { db: String, sessions: i64 },
 }
 
 impl OdooError {
@@ -119,6 +123,9 @@ impl OdooError {
             OdooError::Storage(_) => "a backup storage problem".into(),
             OdooError::Zip(_) => "the backup archive is unreadable".into(),
             OdooError::Task(_) => "an internal error".into(),
+            OdooError::SessionsRemain { .. } => {
+                "the instance's database is still in use; retrying".into()
+            }
         }
     }
 

@@ -1,17 +1,22 @@
-//! Provisioning a tenant: clone the template database, copy its filestore, give the
-//! copy its own identity and credentials, then probe Odoo. Every step checks what is
+//! Provisioning a tenant: clone the template database under a side name, mark it as
+//! the tenant's and rename it (`clone`), copy its filestore, give the copy its own
+//! identity and credentials (`configure`), then probe Odoo. Every step checks what is
 //! already done, so running it again after a crash at any point ends in the same
-//! state: one database, configured exactly once.
+//! state: one database, configured exactly once. A database under the tenant's
+//! name that does not carry the tenant's marker is never adopted.
 
 use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
-use sqlx::{Acquire as _, PgConnection};
+use sqlx::PgConnection;
 use url::Url;
+use uuid::Uuid;
 
+use crate::clone::{CloneRequest, clone_database};
+use crate::configure::configure;
 use crate::error::{OdooError, Result};
 use crate::filestore::copy_template_filestore;
-use crate::ident::{check_db_name, quoted};
+use crate::ident::check_db_name;
 use crate::password::hash_password_blocking;
 use crate::probe::{ProbeOptions, probe_odoo};
 use crate::server::OdooServer;
@@ -40,6 +45,8 @@ impl std::fmt::Debug for AdminPassword {
 /// What a new tenant database should look like.
 #[derive(Clone, Debug)]
 pub struct ProvisionSpec {
+    /// The platform's tenant id: its marker on the database, and `database.uuid`.
+    pub tenant_id: Uuid,
     /// The tenant database (also the filestore directory name).
     pub db_name: String,
     /// The template database to clone, `tpl_<name>`.
@@ -83,8 +90,9 @@ impl ProvisionStep {
 pub enum CrashPoint {
     /// The step finished, nothing after it ran.
     After(ProvisionStep),
-    /// The step was half done: a filestore copy left in its staging directory, a
-    /// configuration transaction never committed, a clone never started.
+    /// The step was half done: a clone made and marked under its side name but
+    /// never renamed, a filestore copy left in its staging directory, a
+    /// configuration transaction never committed.
     During(ProvisionStep),
 }
 
@@ -146,10 +154,13 @@ pub async fn provision(
     let clone_started = Instant::now();
     report.created_database = clone_database(
         server,
-        &spec.template,
-        &spec.db_name,
-        options.busy_template_timeout,
-        crash(CrashPoint::During(ProvisionStep::CloneDatabase)),
+        &CloneRequest {
+            template: &spec.template,
+            db: &spec.db_name,
+            tenant_id: spec.tenant_id,
+            busy_timeout: options.busy_template_timeout,
+            crash_before_rename: crash(CrashPoint::During(ProvisionStep::CloneDatabase)),
+        },
     )
     .await?;
     report.clone_time = clone_started.elapsed();
@@ -282,223 +293,6 @@ pub(crate) async fn terminate_idle(admin: &mut PgConnection, db: &str) -> Result
     .bind(db)
     .fetch_one(admin)
     .await?)
-}
-
-/// Other sessions still connected to `db`.
-async fn other_sessions(admin: &mut PgConnection, db: &str) -> Result<i64> {
-    Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(db)
-    .fetch_one(admin)
-    .await?)
-}
-
-fn ensure_owner(db: &str, owner: &str, role: &str) -> Result<()> {
-    if owner == role {
-        Ok(())
-    } else {
-        Err(OdooError::ForeignDatabase {
-            db: db.to_owned(),
-            reason: format!("is owned by {owner:?}, not by the Odoo role {role:?}"),
-        })
-    }
-}
-
-/// `CREATE DATABASE db OWNER role TEMPLATE tpl`, retried while the template is busy.
-/// Returns `false` when the database already existed (an earlier run made it).
-async fn clone_database(
-    server: &OdooServer,
-    template: &str,
-    db: &str,
-    busy_timeout: Duration,
-    crash_before: bool,
-) -> Result<bool> {
-    let role = &server.odoo_db_role;
-    let mut admin = server.connect_admin().await?;
-    if let Some(owner) = database_owner(&mut admin, db).await? {
-        ensure_owner(db, &owner, role)?;
-        return Ok(false);
-    }
-    if database_owner(&mut admin, template).await?.is_none() {
-        return Err(OdooError::TemplateMissing(template.to_owned()));
-    }
-    let sql = format!(
-        "CREATE DATABASE {} OWNER {} TEMPLATE {}",
-        quoted(db),
-        quoted(role),
-        quoted(template)
-    );
-    let started = Instant::now();
-    let mut pause = Duration::from_millis(25);
-    loop {
-        let closed = terminate_idle(&mut admin, template).await?;
-        if closed > 0 {
-            tracing::debug!(closed, "closed idle sessions on the template");
-        }
-        if crash_before {
-            return Err(OdooError::Interrupted(CrashPoint::During(
-                ProvisionStep::CloneDatabase,
-            )));
-        }
-        // PostgreSQL itself waits up to 5 s for other sessions inside CREATE DATABASE;
-        // asking first keeps the wait bounded by `busy_timeout`.
-        let result = if closed == 0 && other_sessions(&mut admin, template).await? > 0 {
-            Err(None)
-        } else {
-            sqlx::query(&sql).execute(&mut admin).await.map_err(Some)
-        };
-        match result {
-            Ok(_) => return Ok(true),
-            Err(Some(sqlx::Error::Database(e))) if e.code().as_deref() == Some("42P04") => {
-                // A concurrent run created it a moment ago.
-                let owner = database_owner(&mut admin, db).await?.unwrap_or_default();
-                ensure_owner(db, &owner, role)?;
-                return Ok(false);
-            }
-            Err(None) => {
-                if started.elapsed() + pause > busy_timeout {
-                    return Err(OdooError::TemplateBusy {
-                        template: template.to_owned(),
-                        waited: started.elapsed(),
-                    });
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            Err(Some(sqlx::Error::Database(e))) if e.code().as_deref() == Some("55006") => {
-                if started.elapsed() + pause > busy_timeout {
-                    return Err(OdooError::TemplateBusy {
-                        template: template.to_owned(),
-                        waited: started.elapsed(),
-                    });
-                }
-                tokio::time::sleep(pause).await;
-                pause = (pause * 2).min(Duration::from_secs(1));
-            }
-            Err(Some(e)) => return Err(e.into()),
-        }
-    }
-}
-
-/// Whether database `db` exists and carries the provisioning marker.
-pub async fn is_provisioned(server: &OdooServer, db: &str) -> Result<bool> {
-    let mut admin = server.connect_admin().await?;
-    if database_owner(&mut admin, db).await?.is_none() {
-        return Ok(false);
-    }
-    let mut conn = server.connect_db(db).await?;
-    marker(&mut conn).await.map(|m| m.is_some())
-}
-
-async fn marker(conn: &mut PgConnection) -> Result<Option<String>> {
-    let has_table: bool =
-        sqlx::query_scalar("SELECT to_regclass('public.ir_config_parameter') IS NOT NULL")
-            .fetch_one(&mut *conn)
-            .await?;
-    if !has_table {
-        return Ok(None);
-    }
-    Ok(
-        sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = $1")
-            .bind(PROVISIONED_MARKER)
-            .fetch_optional(&mut *conn)
-            .await?,
-    )
-}
-
-/// Gives the new database its own identity and credentials, in one transaction that
-/// ends with the marker. Returns `false` when it was already configured.
-async fn configure(
-    server: &OdooServer,
-    spec: &ProvisionSpec,
-    password_hash: &str,
-    crash_before_commit: bool,
-) -> Result<bool> {
-    let mut conn = server.connect_db(&spec.db_name).await?;
-    let mut tx = conn.begin().await?;
-    // Two concurrent runs for one tenant: the second waits, then sees the marker.
-    sqlx::query("SELECT pg_advisory_xact_lock(4242001)")
-        .execute(&mut *tx)
-        .await?;
-    if marker(&mut tx).await?.is_some() {
-        return Ok(false);
-    }
-    let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
-    let params = [
-        ("database.uuid", uuid::Uuid::new_v4().to_string()),
-        ("database.secret", uuid::Uuid::new_v4().to_string()),
-        ("database.create_date", now.clone()),
-        (
-            "web.base.url",
-            spec.base_url.as_str().trim_end_matches('/').to_owned(),
-        ),
-    ];
-    for (key, value) in params {
-        set_param(&mut tx, key, &value).await?;
-    }
-
-    let company_partner: Option<i32> = sqlx::query_scalar(
-        "UPDATE res_company SET name = $1, write_date = now() AT TIME ZONE 'UTC' \
-         WHERE id = 1 RETURNING partner_id",
-    )
-    .bind(&spec.company_name)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let company_partner = company_partner.ok_or_else(|| {
-        OdooError::VerificationFailed("the template has no company with id 1".into())
-    })?;
-    sqlx::query(
-        "UPDATE res_partner SET name = $1, complete_name = $1, \
-         write_date = now() AT TIME ZONE 'UTC' WHERE id = $2",
-    )
-    .bind(&spec.company_name)
-    .bind(company_partner)
-    .execute(&mut *tx)
-    .await?;
-
-    let admin_partner: Option<i32> = sqlx::query_scalar(
-        "UPDATE res_users SET login = $1, password = $2, write_date = now() AT TIME ZONE 'UTC' \
-         WHERE id = 2 RETURNING partner_id",
-    )
-    .bind(&spec.admin_login)
-    .bind(password_hash)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let admin_partner = admin_partner.ok_or_else(|| {
-        OdooError::VerificationFailed("the template has no admin user with id 2".into())
-    })?;
-    sqlx::query(
-        "UPDATE res_partner SET email = $1, write_date = now() AT TIME ZONE 'UTC' WHERE id = $2",
-    )
-    .bind(&spec.admin_login)
-    .bind(admin_partner)
-    .execute(&mut *tx)
-    .await?;
-
-    set_param(&mut tx, PROVISIONED_MARKER, &now).await?;
-    if crash_before_commit {
-        drop(tx);
-        return Err(OdooError::Interrupted(CrashPoint::During(
-            ProvisionStep::Configure,
-        )));
-    }
-    tx.commit().await?;
-    Ok(true)
-}
-
-async fn set_param(conn: &mut PgConnection, key: &str, value: &str) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date) \
-         VALUES ($1, $2, 1, 1, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') \
-         ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, write_uid = 1, \
-         write_date = EXCLUDED.write_date",
-    )
-    .bind(key)
-    .bind(value)
-    .execute(conn)
-    .await?;
-    Ok(())
 }
 
 #[cfg(test)]

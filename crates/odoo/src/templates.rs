@@ -1,47 +1,92 @@
 //! Template databases (`tpl_<name>`) on a server, and where a new tenant goes.
+//!
+//! A template is sealed once built (`odoo/seal-template.sql`): closed to
+//! connections, so everything the platform knows about it comes from the
+//! catalog and from the JSON in its `COMMENT ON DATABASE`.
+
+use std::collections::BTreeMap;
 
 use sqlx::Row as _;
 
 use crate::error::{OdooError, Result};
 use crate::server::OdooServer;
+use crate::template_meta::TemplateMeta;
 
 /// Prefix every template database name carries.
 pub const TEMPLATE_PREFIX: &str = "tpl_";
 
-/// A template database found on a server.
+/// Suffix of a template Odoo is still building (never listed, never cloned).
+pub const BUILDING_SUFFIX: &str = "__building";
+
+/// A sealed template database found on a server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TemplateInfo {
     pub name: String,
     pub size_bytes: i64,
-    /// `ALTER DATABASE ... IS_TEMPLATE true` was done (Odoo then never connects to it).
-    pub is_template: bool,
-    /// Names of the modules in state `installed`, sorted.
+    /// The Odoo series it was built with, e.g. `18.0`, when its comment says.
+    pub odoo_version: Option<String>,
+    /// Names of the installed modules, sorted.
     pub modules: Vec<String>,
+    /// Installed module -> its version (`18.0.1.3`).
+    pub module_versions: BTreeMap<String, String>,
 }
 
-/// Lists the `tpl_*` databases of a server with their size and installed modules.
+/// Whether `name` is a finished template's name: `tpl_<name>` with `<name>` as
+/// `odoo/build-templates.sh` accepts it (`[a-z0-9_]{1,40}`), not `__building`.
+pub fn is_template_name(name: &str) -> bool {
+    name.strip_prefix(TEMPLATE_PREFIX).is_some_and(|plan| {
+        (1..=40).contains(&plan.len())
+            && plan
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+            && !name.ends_with(BUILDING_SUFFIX)
+    })
+}
+
+/// Lists the sealed templates of a server: databases owned by the server's Odoo
+/// role, marked `IS_TEMPLATE`, closed to connections and named `tpl_<name>`,
+/// with their size and what their comment records. Nothing connects to them.
+///
+/// A template without a readable comment is skipped with a warning: it was not
+/// sealed by `seal-template.sql` (an earlier build, or made by hand), so it may
+/// still hold a known password; `odoo/build-templates.sh` seals it on its next
+/// run. One that still accepts connections is skipped for the same reason.
 #[tracing::instrument(skip_all)]
 pub async fn list_templates(server: &OdooServer) -> Result<Vec<TemplateInfo>> {
     let mut admin = server.connect_admin().await?;
+    // pg_database_size needs no connection to the database itself.
     let rows = sqlx::query(
-        "SELECT datname::text AS name, pg_database_size(oid) AS size, datistemplate \
-         FROM pg_database WHERE datname LIKE 'tpl\\_%' AND datallowconn ORDER BY datname",
+        "SELECT d.datname::text AS name, pg_database_size(d.oid) AS size, \
+                d.datallowconn AS open, shobj_description(d.oid, 'pg_database') AS comment \
+         FROM pg_database d \
+         WHERE d.datistemplate AND d.datdba = (SELECT oid FROM pg_roles WHERE rolname = $1) \
+           AND d.datname LIKE 'tpl\\_%' \
+         ORDER BY d.datname",
     )
+    .bind(&server.odoo_db_role)
     .fetch_all(&mut admin)
     .await?;
     let mut templates = Vec::with_capacity(rows.len());
     for row in rows {
         let name: String = row.try_get("name")?;
-        if crate::ident::check_db_name(&name).is_err() {
-            tracing::warn!("skipping template with an unusable name");
+        if !is_template_name(&name) {
             continue;
         }
-        let modules = installed_modules(server, &name).await?;
+        if row.try_get::<bool, _>("open")? {
+            tracing::warn!(template = %name, "skipping a template that accepts connections (not sealed)");
+            continue;
+        }
+        let comment: Option<String> = row.try_get("comment")?;
+        let Some(meta) = comment.as_deref().and_then(TemplateMeta::parse) else {
+            tracing::warn!(template = %name, "skipping a template without a readable comment (not sealed)");
+            continue;
+        };
         templates.push(TemplateInfo {
             size_bytes: row.try_get("size")?,
-            is_template: row.try_get("datistemplate")?,
+            odoo_version: meta.odoo,
+            modules: meta.modules.keys().cloned().collect(),
+            module_versions: meta.modules,
             name,
-            modules,
         });
     }
     Ok(templates)
@@ -70,14 +115,6 @@ pub(crate) async fn installed_modules_with_versions(
     Ok(rows
         .into_iter()
         .map(|(name, version)| (name, version.unwrap_or_default()))
-        .collect())
-}
-
-async fn installed_modules(server: &OdooServer, db: &str) -> Result<Vec<String>> {
-    Ok(installed_modules_with_versions(server, db)
-        .await?
-        .into_iter()
-        .map(|(name, _)| name)
         .collect())
 }
 

@@ -57,9 +57,10 @@ async fn assert_provisioned(
             .await?
             .is_some()
     );
-    assert_ne!(
-        uuid, "4c3a3258-eb33-11f1-8141-02fc00000001",
-        "template uuid kept"
+    assert_eq!(
+        uuid,
+        world.tenant_id(db).to_string(),
+        "database.uuid is the tenant id"
     );
     assert_ne!(
         secret, "fda31bfb-146b-438d-957b-a64f17d1cd21",
@@ -96,6 +97,23 @@ async fn assert_provisioned(
     .fetch_one(&mut conn)
     .await?;
     assert_eq!(owner, common::ROLE);
+    let (marker, acl): (Option<String>, Option<String>) = sqlx::query_as(
+        "SELECT shobj_description(oid, 'pg_database'), datacl::text FROM pg_database WHERE datname = $1",
+    )
+    .bind(db)
+    .fetch_one(&mut conn)
+    .await?;
+    assert_eq!(
+        marker,
+        Some(saas_odoo::marker::tenant_marker(world.tenant_id(db)))
+    );
+    // No `=c` entry: PUBLIC has no right to connect; the owner keeps its own.
+    let acl = acl.unwrap_or_default();
+    assert!(
+        !acl.contains("{=") && !acl.contains(",="),
+        "PUBLIC keeps rights: {acl}"
+    );
+    assert!(acl.contains(&format!("{}=CTc/", common::ROLE)), "{acl}");
     assert_eq!(
         world.filestore_hashes(db)?,
         world.filestore_hashes(&world.template)?
@@ -165,12 +183,30 @@ async fn provisions_several_tenants_concurrently() -> anyhow::Result<()> {
         .iter()
         .find(|t| t.name == world.template)
         .ok_or_else(|| anyhow::anyhow!("template not listed"))?;
-    assert!(ours.is_template);
     assert!(ours.size_bytes > 1_000_000);
+    assert_eq!(ours.odoo_version.as_deref(), Some("18.0"));
+    assert_eq!(
+        ours.module_versions.get("base").map(String::as_str),
+        Some("18.0.1.3")
+    );
     assert_eq!(ours.modules.len(), 12);
     assert!(ours.modules.iter().any(|m| m == "base") && ours.modules.iter().any(|m| m == "web"));
     assert!(templates.iter().all(|t| t.name.starts_with("tpl_")));
     Ok(())
+}
+
+/// Whether `db` exists and carries the `saas.provisioned` parameter.
+async fn configured(world: &World, db: &str) -> anyhow::Result<bool> {
+    if !world.databases().await?.iter().any(|d| d == db) {
+        return Ok(false);
+    }
+    let mut conn = world.connect(db).await?;
+    Ok(sqlx::query_scalar::<_, String>(
+        "SELECT value FROM ir_config_parameter WHERE key = 'saas.provisioned'",
+    )
+    .fetch_optional(&mut conn)
+    .await?
+    .is_some())
 }
 
 fn all_crash_points() -> Vec<CrashPoint> {
@@ -201,8 +237,16 @@ async fn rerun_after_a_crash_at_any_point_converges() -> anyhow::Result<()> {
                 | CrashPoint::During(ProvisionStep::Probe)
                 | CrashPoint::After(ProvisionStep::Probe)
         );
+        // The clone carries the marker before it gets the tenant's name, so the
+        // tenant's database exists (and is its own) from the rename on.
+        let renamed = point != CrashPoint::During(ProvisionStep::CloneDatabase);
         assert_eq!(
-            is_provisioned(&world.server, &db).await?,
+            is_provisioned(&world.server, &db, spec.tenant_id).await?,
+            renamed,
+            "{point:?}"
+        );
+        assert_eq!(
+            configured(&world, &db).await?,
             configured_already,
             "{point:?}"
         );
@@ -246,6 +290,13 @@ async fn rerun_after_a_crash_at_any_point_converges() -> anyhow::Result<()> {
 #[tokio::test]
 async fn busy_template_fails_clearly_and_idle_sessions_are_closed() -> anyhow::Result<()> {
     let world = World::new().await?;
+    // A sealed template refuses connections; one an operator reopened (or one
+    // sealed before this platform version) can have sessions.
+    common::admin_exec(&format!(
+        r#"ALTER DATABASE "{}" WITH ALLOW_CONNECTIONS true"#,
+        world.template
+    ))
+    .await?;
     let url = saas_testkit::database_url(&world.template)?;
 
     // An idle session on the template is closed and the clone goes through.

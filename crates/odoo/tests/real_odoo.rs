@@ -1,12 +1,14 @@
 //! Against a real Odoo, when `ODOO_TEST_URL` is set (skipped otherwise):
 //! provision from a real template, log in with `common.authenticate`, back up,
-//! restore, log in again, delete.
+//! restore, log in again, delete; and RPC naming a template or a suspended
+//! tenant from another tenant's hostname logs nobody in.
 //!
 //! - `ODOO_TEST_URL`: Odoo's URL, e.g. `http://127.0.0.1:8069` (`dbfilter = ^%d$`)
 //! - `ODOO_TEST_PG_URL`: superuser URL of Odoo's PostgreSQL (default: the test server)
 //! - `ODOO_TEST_DB_ROLE`: Odoo's database role (default `odoo`)
 //! - `ODOO_TEST_FILESTORE`: Odoo's `<data_dir>/filestore`, shared with this process
-//! - `ODOO_TEST_TEMPLATE`: a template database made by Odoo (default `tpl_base`)
+//! - `ODOO_TEST_TEMPLATE`: a template database made by Odoo and sealed with
+//!   `odoo/seal-template.sql` (default `tpl_base`)
 //! - `ODOO_TEST_DOMAIN`: domain of the tenants' Host header (default `localhost`)
 
 use std::time::Duration;
@@ -45,49 +47,98 @@ async fn authenticate(
     Ok(response["result"].clone())
 }
 
+/// The real Odoo named by the `ODOO_TEST_*` variables; `None` when
+/// `ODOO_TEST_URL` is not set.
+struct RealOdoo {
+    odoo: Url,
+    server: OdooServer,
+    domain: String,
+    template: String,
+}
+
+const PASSWORD: &str = "Real-Odoo-pw-1";
+
+impl RealOdoo {
+    fn from_env() -> anyhow::Result<Option<Self>> {
+        let Ok(odoo_url) = std::env::var("ODOO_TEST_URL") else {
+            eprintln!("ODOO_TEST_URL is not set: skipping the tests against a real Odoo");
+            return Ok(None);
+        };
+        let odoo = Url::parse(&odoo_url)?;
+        let filestore = std::env::var("ODOO_TEST_FILESTORE")
+            .context("ODOO_TEST_FILESTORE is required with ODOO_TEST_URL")?;
+        let server = OdooServer::new(
+            SecretString::from(env_or(
+                "ODOO_TEST_PG_URL",
+                &saas_testkit::admin_database_url(),
+            )),
+            env_or("ODOO_TEST_DB_ROLE", "odoo"),
+            filestore,
+            odoo.clone(),
+        )?;
+        Ok(Some(Self {
+            odoo,
+            server,
+            domain: env_or("ODOO_TEST_DOMAIN", "localhost"),
+            template: env_or("ODOO_TEST_TEMPLATE", "tpl_base"),
+        }))
+    }
+
+    fn host(&self, db: &str) -> String {
+        format!("{db}.{}", self.domain)
+    }
+
+    fn login(db: &str) -> String {
+        format!("{db}@customer.test")
+    }
+
+    /// Provisions a new tenant (waiting for Odoo to serve it); returns its database.
+    async fn provision(&self) -> anyhow::Result<String> {
+        let db = format!("t_odoo_{}", saas_testkit::unique_suffix());
+        let spec = ProvisionSpec {
+            tenant_id: uuid::Uuid::new_v4(),
+            db_name: db.clone(),
+            template: self.template.clone(),
+            base_url: Url::parse(&format!("https://{}", self.host(&db)))?,
+            company_name: "Real Odoo Test Co".into(),
+            admin_login: Self::login(&db),
+            admin_password: AdminPassword::Plain(SecretString::from(PASSWORD)),
+        };
+        let options = ProvisionOptions {
+            probe: Some(ProbeOptions {
+                timeout: Duration::from_secs(60),
+                ..ProbeOptions::default()
+            }),
+            ..ProvisionOptions::default()
+        };
+        provision(&self.server, &spec, &options).await?;
+        Ok(db)
+    }
+
+    /// `common.authenticate` for `db` sent through `via`'s hostname.
+    async fn authenticate(
+        &self,
+        via: &str,
+        db: &str,
+        login: &str,
+        password: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        authenticate(&self.odoo, &self.host(via), db, login, password).await
+    }
+}
+
 #[tokio::test]
 async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
-    let Ok(odoo_url) = std::env::var("ODOO_TEST_URL") else {
-        eprintln!("ODOO_TEST_URL is not set: skipping the tests against a real Odoo");
+    let Some(real) = RealOdoo::from_env()? else {
         return Ok(());
     };
-    let odoo = Url::parse(&odoo_url)?;
-    let filestore = std::env::var("ODOO_TEST_FILESTORE")
-        .context("ODOO_TEST_FILESTORE is required with ODOO_TEST_URL")?;
-    let server = OdooServer::new(
-        SecretString::from(env_or(
-            "ODOO_TEST_PG_URL",
-            &saas_testkit::admin_database_url(),
-        )),
-        env_or("ODOO_TEST_DB_ROLE", "odoo"),
-        filestore,
-        odoo.clone(),
-    )?;
-    let domain = env_or("ODOO_TEST_DOMAIN", "localhost");
-    let db = format!("t_odoo_{}", saas_testkit::unique_suffix());
-    let host = format!("{db}.{domain}");
-    let login = format!("{db}@customer.test");
-    let password = "Real-Odoo-pw-1";
-    let spec = ProvisionSpec {
-        db_name: db.clone(),
-        template: env_or("ODOO_TEST_TEMPLATE", "tpl_base"),
-        base_url: Url::parse(&format!("https://{host}"))?,
-        company_name: "Real Odoo Test Co".into(),
-        admin_login: login.clone(),
-        admin_password: AdminPassword::Plain(SecretString::from(password)),
-    };
-    let options = ProvisionOptions {
-        probe: Some(ProbeOptions {
-            timeout: Duration::from_secs(60),
-            ..ProbeOptions::default()
-        }),
-        ..ProvisionOptions::default()
-    };
+    let db = real.provision().await?;
+    let login = RealOdoo::login(&db);
+    let server = &real.server;
     let outcome = async {
-        provision(&server, &spec, &options).await?;
-        let uid = authenticate(&odoo, &host, &db, &login, password).await?;
+        let uid = real.authenticate(&db, &db, &login, PASSWORD).await?;
         anyhow::ensure!(uid == serde_json::json!(2), "authenticate returned {uid}");
-        let wrong = authenticate(&odoo, &host, &db, &login, "wrong").await?;
+        let wrong = real.authenticate(&db, &db, &login, "wrong").await?;
         anyhow::ensure!(
             wrong == serde_json::json!(false),
             "wrong password accepted: {wrong}"
@@ -96,9 +147,9 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         let backups = tempfile::tempdir()?;
         let store = BackupStore::from_url(&format!("file://{}", backups.path().display()))?;
         let key = backup_key(&db);
-        backup_tenant(&server, &db, &store, &key).await?;
-        restore_tenant(&server, &db, &store, &key).await?;
-        let uid = authenticate(&odoo, &host, &db, &login, password).await?;
+        backup_tenant(server, &db, &store, &key).await?;
+        restore_tenant(server, &db, &store, &key).await?;
+        let uid = real.authenticate(&db, &db, &login, PASSWORD).await?;
         anyhow::ensure!(
             uid == serde_json::json!(2),
             "after restore, authenticate returned {uid}"
@@ -106,6 +157,68 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         Ok(())
     }
     .await;
-    delete_tenant(&server, &db, None).await?;
+    delete_tenant(server, &db, None).await?;
+    outcome
+}
+
+/// RPC takes the database from the request body, not from the Host: from one
+/// tenant's hostname nobody logs into a template or a suspended neighbour.
+#[tokio::test]
+async fn rpc_cannot_reach_templates_or_suspended_tenants() -> anyhow::Result<()> {
+    let Some(real) = RealOdoo::from_env()? else {
+        return Ok(());
+    };
+    let (a, b) = (real.provision().await?, real.provision().await?);
+    let server = &real.server;
+    let outcome = async {
+        for (login, password) in [("admin", "admin"), ("__system__", "admin")] {
+            let uid = real
+                .authenticate(&a, &real.template, login, password)
+                .await?;
+            anyhow::ensure!(
+                !uid.is_number(),
+                "logged into the template {} as {login}: {uid}",
+                real.template
+            );
+        }
+        let uid = real
+            .authenticate(&a, &b, &RealOdoo::login(&b), PASSWORD)
+            .await?;
+        anyhow::ensure!(
+            uid == serde_json::json!(2),
+            "neighbour before suspension: {uid}"
+        );
+
+        saas_odoo::suspend_tenant(server, &b).await?;
+        let uid = real
+            .authenticate(&a, &b, &RealOdoo::login(&b), PASSWORD)
+            .await?;
+        anyhow::ensure!(!uid.is_number(), "logged into a suspended tenant: {uid}");
+        let own = real
+            .authenticate(&b, &b, &RealOdoo::login(&b), PASSWORD)
+            .await?;
+        anyhow::ensure!(
+            !own.is_number(),
+            "suspended tenant answered on its own host: {own}"
+        );
+
+        saas_odoo::resume_tenant(server, &b).await?;
+        let mut uid = serde_json::Value::Null;
+        // Odoo may hold the failure in its registry cache for a moment.
+        for _ in 0..20 {
+            uid = real
+                .authenticate(&b, &b, &RealOdoo::login(&b), PASSWORD)
+                .await?;
+            if uid == serde_json::json!(2) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        anyhow::ensure!(uid == serde_json::json!(2), "after resume: {uid}");
+        Ok(())
+    }
+    .await;
+    delete_tenant(server, &a, None).await?;
+    delete_tenant(server, &b, None).await?;
     outcome
 }

@@ -1,9 +1,10 @@
 //! An Odoo world for tests above the data plane (worker, admin, portal): a
 //! template database loaded from the real Odoo 18 fixture with a small
-//! filestore, and a local HTTP server answering `/web/login` the way Odoo
-//! with `dbfilter = ^%d$` does. Every database whose name contains the
-//! world's suffix is dropped when the world is dropped, so give tenants
-//! subdomains that contain [`OdooWorld::suffix`].
+//! filestore and sealed like a real one (`odoo/seal-template.sql`: closed to
+//! connections, no known password), and a local HTTP server answering
+//! `/web/login` the way Odoo with `dbfilter = ^%d$` does. Every database whose
+//! name contains the world's suffix is dropped when the world is dropped, so
+//! give tenants subdomains that contain [`OdooWorld::suffix`].
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,10 @@ use anyhow::Context as _;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use sqlx::{Connection as _, Executor as _, PgConnection};
+
+mod seal;
+
+pub use seal::{seal_sql_path, seal_template};
 
 /// The role that owns tenant databases in tests (shared by all tests).
 pub const ROLE: &str = "saas_odoo_test";
@@ -38,7 +43,8 @@ pub struct OdooWorld {
 }
 
 impl OdooWorld {
-    /// The role, template `tpl_<suffix>` with a small filestore, and the fake Odoo.
+    /// The role, sealed template `tpl_<suffix>` with a small filestore, and the
+    /// fake Odoo.
     pub async fn new() -> anyhow::Result<Self> {
         let suffix = crate::unique_suffix();
         let template = suffix.clone();
@@ -46,24 +52,12 @@ impl OdooWorld {
         let filestore_root = dir.path().join("filestore");
         ensure_role().await?;
         let database = format!("tpl_{template}");
-        admin_exec(&format!(r#"CREATE DATABASE "{database}" OWNER {ROLE}"#)).await?;
-        let output = tokio::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-            .arg(fixture_path())
-            .arg(crate::database_url(&database)?)
-            .env("PGOPTIONS", format!("-c role={ROLE}"))
-            .output()
-            .await
-            .context("running psql")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "loading the Odoo fixture failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        let building = format!("{database}__building");
+        load_fixture(&building).await?;
         let files = filestore_root.join(&database).join("ab");
         std::fs::create_dir_all(&files)?;
         std::fs::write(files.join("ab12cd34"), b"an attachment of the template\n")?;
-        admin_exec(&format!(r#"ALTER DATABASE "{database}" IS_TEMPLATE true"#)).await?;
+        seal_template(&building, &database).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let odoo_url = format!("http://{}", listener.local_addr()?);
         let app = axum::Router::new().route("/web/login", get(login));
@@ -118,6 +112,37 @@ pub async fn drop_databases_containing(suffix: &str) -> anyhow::Result<()> {
             .await;
     }
     Ok(())
+}
+
+/// Creates database `db` owned by [`ROLE`] and loads the Odoo 18 fixture into
+/// it as that role (so its objects belong to the role, as Odoo's would).
+pub async fn load_fixture(db: &str) -> anyhow::Result<()> {
+    admin_exec(&format!(r#"CREATE DATABASE "{db}" OWNER {ROLE}"#)).await?;
+    let output = tokio::process::Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(fixture_path())
+        .arg(crate::database_url(db)?)
+        .env("PGOPTIONS", format!("-c role={ROLE}"))
+        .output()
+        .await
+        .context("running psql")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "loading the Odoo fixture failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(())
+}
+
+/// URL of database `db` for a session as `role` (local auth is trust, so a
+/// connection attempt checks exactly the role's CONNECT privilege).
+pub fn database_url_as(role: &str, db: &str) -> anyhow::Result<String> {
+    let mut url = url::Url::parse(&crate::database_url(db)?)?;
+    url.set_username(role)
+        .map_err(|()| anyhow::anyhow!("cannot set the user of the test database URL"))?;
+    url.set_password(None)
+        .map_err(|()| anyhow::anyhow!("cannot clear the password of the test database URL"))?;
+    Ok(url.to_string())
 }
 
 /// Creates the shared test role once (a concurrent creation is fine).

@@ -9,6 +9,7 @@
 pub mod background;
 pub mod consumer;
 pub mod engine;
+mod failed_provisions;
 pub mod handlers;
 pub mod lease;
 pub mod metrics;

@@ -88,6 +88,11 @@ impl Handlers for PlatformHandlers {
             if let Err(err) = servers::write_routing_map(&inner).await {
                 tracing::warn!(error = %err, "writing the routing map failed");
             }
+            match crate::failed_provisions::sweep(&inner.pool).await {
+                Ok(0) => {}
+                Ok(cleaned) => tracing::info!(cleaned, "failed provisions cleaned"),
+                Err(err) => tracing::warn!(error = %err, "sweeping failed provisions failed"),
+            }
             match crate::schedule::run_once(&inner.pool, &context.queue).await {
                 Ok(0) => {}
                 Ok(requested) => tracing::info!(requested, "schedules requested operations"),
@@ -108,17 +113,24 @@ impl Handlers for PlatformHandlers {
             if operation.kind != OperationKind::Provision {
                 return;
             }
-            let marked = sqlx::query(
-                "UPDATE tenants SET state = 'failed', updated_at = now() WHERE id = $1 AND state = 'provisioning'",
+            let tenant = operation.tenant_id;
+            let marked = set_state(
+                &inner.pool,
+                tenant,
+                TenantState::Provisioning,
+                TenantState::Failed,
             )
-            .bind(operation.tenant_id)
-            .execute(&inner.pool)
             .await;
             match marked {
-                Ok(_) => {
-                    tracing::error!(tenant = %operation.tenant_id, %error, "provisioning failed; tenant marked failed")
+                Ok(()) => {
+                    tracing::error!(%tenant, %error, "provisioning failed; tenant marked failed")
                 }
                 Err(err) => tracing::error!(error = %err, "could not mark the tenant failed"),
+            }
+            // What the attempts left goes now; the maintenance sweep retries
+            // if this fails (and cleans up after cancelled provisions).
+            if let Err(err) = crate::failed_provisions::clean(&inner.pool, tenant).await {
+                tracing::warn!(%tenant, error = %err, "cleaning the failed provision failed; the sweep retries");
             }
         })
     }
@@ -137,7 +149,8 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
         | OdooError::Io { .. }
         | OdooError::Storage(_)
         | OdooError::Task(_)
-        | OdooError::ToolFailed { .. } => HandlerError::transient(message),
+        | OdooError::ToolFailed { .. }
+        | OdooError::SessionsRemain { .. } => HandlerError::transient(message),
         _ => HandlerError::permanent(message),
     };
     translated.telling_customer(customer)
@@ -173,6 +186,7 @@ async fn provision(
     )
     .map_err(odoo_error)?;
     let spec = ProvisionSpec {
+        tenant_id: placement.tenant_id,
         db_name: placement.db_name.clone(),
         template: format!("tpl_{}", placement.template),
         base_url,
@@ -362,6 +376,18 @@ async fn restore(
     saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key)
         .await
         .map_err(odoo_error)?;
+    // The restored database is a new one: it gets the tenant's access again
+    // (closed to PUBLIC; closed to Odoo too while the tenant is suspended).
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
+        .bind(placement.tenant_id)
+        .fetch_optional(&inner.pool)
+        .await?;
+    let access = if state.as_deref() == Some(TenantState::Suspended.as_str()) {
+        saas_odoo::suspend_tenant(&server, &placement.db_name).await
+    } else {
+        saas_odoo::resume_tenant(&server, &placement.db_name).await
+    };
+    access.map_err(odoo_error)?;
     // An upload counts against the plan's manual backups once it is used.
     prune_manual_backups(inner, placement).await
 }
@@ -377,6 +403,17 @@ async fn suspend_or_resume(
     } else {
         (TenantState::Suspended, TenantState::Active)
     };
+    // Enforced in PostgreSQL, where Odoo connects: the routing map alone does not
+    // stop XML-RPC naming the database through another tenant's hostname, nor the
+    // tenant's crons. Suspension closes the database before the state says so;
+    // resume opens it before the state says so.
+    let server = placement.server()?;
+    let access = if suspend {
+        saas_odoo::suspend_tenant(&server, &placement.db_name).await
+    } else {
+        saas_odoo::resume_tenant(&server, &placement.db_name).await
+    };
+    access.map_err(odoo_error)?;
     set_state(&inner.pool, placement.tenant_id, from, to).await?;
     let reason = suspend.then(|| {
         operation.args["reason"]
@@ -471,7 +508,7 @@ async fn delete(
         .bind(operation.created_at)
         .fetch_one(&inner.pool)
         .await?;
-        let exists = saas_odoo::is_provisioned(&server, &placement.db_name)
+        let exists = saas_odoo::is_provisioned(&server, &placement.db_name, placement.tenant_id)
             .await
             .map_err(odoo_error)?;
         if !taken && exists {
@@ -485,9 +522,7 @@ async fn delete(
             }
         }
     }
-    saas_odoo::delete_tenant(&server, &placement.db_name, None)
-        .await
-        .map_err(odoo_error)?;
+    crate::failed_provisions::remove_tenant_data(placement).await?;
     set_state(
         &inner.pool,
         placement.tenant_id,

@@ -12,7 +12,9 @@ use crate::state::AppState;
 fn ops_error(err: OpsError) -> Error {
     match err {
         OpsError::NotFound => Error::NotFound("operation"),
-        OpsError::WrongState(..) | OpsError::AlreadyQueued => Error::conflict(err.to_string()),
+        OpsError::WrongState(..) | OpsError::AlreadyQueued | OpsError::Transition(_) => {
+            Error::conflict(err.to_string())
+        }
         OpsError::Database(err) => err.into(),
     }
 }

@@ -35,6 +35,9 @@ pub enum OpsError {
     WrongState(OperationState, &'static str, &'static str),
     #[error("an operation of this kind is already queued for the tenant")]
     AlreadyQueued,
+    /// Retrying would need a tenant state change the lifecycle refuses.
+    #[error("cannot be retried: {0}")]
+    Transition(#[from] crate::domain::TransitionRefused),
     #[error(transparent)]
     Database(#[from] sqlx::Error),
 }
@@ -353,7 +356,10 @@ pub async fn queue_depth(pool: &PgPool) -> Result<i64, sqlx::Error> {
         .await
 }
 
-/// Puts a failed operation back in the queue with a fresh set of attempts.
+/// Puts a failed operation back in the queue with a fresh set of attempts,
+/// and moves the tenant back to the state the request put it in (a failed
+/// provision's tenant is `provisioning` again), through the lifecycle rules:
+/// a retried attempt finds the tenant as its first attempt did.
 pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<Operation, OpsError> {
     let current = state_for_update(conn, id).await?;
     if current != OperationState::Failed {
@@ -367,13 +373,45 @@ pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<Operation, OpsEr
     .bind(id)
     .fetch_one(&mut *conn)
     .await;
-    match retried {
-        Ok(operation) => Ok(operation),
+    let operation = match retried {
+        Ok(operation) => operation,
         Err(err) if is_unique_violation(&err, "operations_one_queued_per_kind") => {
-            Err(OpsError::AlreadyQueued)
+            return Err(OpsError::AlreadyQueued);
         }
-        Err(err) => Err(err.into()),
+        Err(err) => return Err(err.into()),
+    };
+    reenter_request_state(conn, &operation).await?;
+    Ok(operation)
+}
+
+/// Moves the tenant of `operation` to the state its request moves it to,
+/// when it is not there (see [`super::precondition`]).
+async fn reenter_request_state(
+    conn: &mut PgConnection,
+    operation: &Operation,
+) -> Result<(), OpsError> {
+    let Some(next) = super::precondition(operation.kind).1 else {
+        return Ok(());
+    };
+    let state: Option<String> =
+        sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1 FOR UPDATE")
+            .bind(operation.tenant_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let state: crate::domain::TenantState = state.ok_or(OpsError::NotFound)?.parse().map_err(
+        |e: crate::domain::tenant::UnknownState| {
+            OpsError::Database(sqlx::Error::Protocol(e.to_string()))
+        },
+    )?;
+    if state != next {
+        crate::domain::transition(state, next)?;
+        sqlx::query("UPDATE tenants SET state = $2, updated_at = now() WHERE id = $1")
+            .bind(operation.tenant_id)
+            .bind(next.as_str())
+            .execute(&mut *conn)
+            .await?;
     }
+    Ok(())
 }
 
 /// Cancels a queued operation.

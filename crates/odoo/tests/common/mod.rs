@@ -1,23 +1,24 @@
 //! A world of its own for each test: an Odoo role, a template database loaded from
-//! the Odoo 18 fixture with a small filestore, a filestore root in a temporary
-//! directory, and a local HTTP server that answers `/web/login` like Odoo.
-//! Every database whose name contains the world's suffix is dropped at the end.
+//! the Odoo 18 fixture with a small filestore and sealed like a real template
+//! (`odoo/seal-template.sql`), a filestore root in a temporary directory, and a
+//! local HTTP server that answers `/web/login` like Odoo. Every database whose
+//! name contains the world's suffix is dropped at the end.
 
 #![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::Context as _;
 use saas_odoo::{AdminPassword, OdooServer, ProvisionSpec, hash_password_with};
 use secrecy::SecretString;
 use sha2::{Digest as _, Sha256};
 use sqlx::{Connection as _, PgConnection};
 use url::Url;
+use uuid::Uuid;
 
 pub mod fake_odoo;
 
-pub use saas_testkit::odoo::{ROLE, admin_exec, ensure_role, fixture_path};
+pub use saas_testkit::odoo::{ROLE, admin_exec, ensure_role, seal_template};
 
 pub struct World {
     pub suffix: String,
@@ -28,7 +29,9 @@ pub struct World {
 }
 
 impl World {
-    /// Role, template `tpl_<suffix>` with 3 attachments in its filestore, fake Odoo.
+    /// Role, sealed template `tpl_<suffix>` with 3 attachments in its filestore,
+    /// fake Odoo. Built as `odoo/build-templates.sh` builds one: under
+    /// `tpl_<suffix>__building`, filestore moved, then sealed.
     pub async fn new() -> anyhow::Result<World> {
         let suffix = saas_testkit::unique_suffix();
         let template = format!("tpl_{suffix}");
@@ -48,14 +51,36 @@ impl World {
             odoo,
         };
         ensure_role().await?;
-        world.load_fixture(&world.template).await?;
-        world.add_attachments(&world.template, 3).await?;
+        let building = format!("{}__building", world.template);
+        world.load_fixture(&building).await?;
+        world.add_attachments(&building, 3).await?;
+        std::fs::rename(
+            world.server.filestore_dir(&building)?,
+            world.server.filestore_dir(&world.template)?,
+        )?;
+        seal_template(&building, &world.template).await?;
+        Ok(world)
+    }
+
+    /// The tenant id the world gives database `db` in [`World::spec`]: always the
+    /// same for one name, so a rerun with a fresh spec is the same tenant.
+    pub fn tenant_id(&self, db: &str) -> Uuid {
+        let digest = Sha256::digest(format!("{}/{db}", self.suffix).as_bytes());
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_random_bytes(bytes).into_uuid()
+    }
+
+    /// An open copy of the sealed template, `t_<suffix>_<name>` (a sealed
+    /// template refuses connections, so tests that read it read a copy).
+    pub async fn template_copy(&self, name: &str) -> anyhow::Result<String> {
+        let db = self.db(name);
         admin_exec(&format!(
-            r#"ALTER DATABASE "{}" IS_TEMPLATE true"#,
-            world.template
+            r#"CREATE DATABASE "{db}" OWNER {ROLE} TEMPLATE "{}""#,
+            self.template
         ))
         .await?;
-        Ok(world)
+        Ok(db)
     }
 
     /// A database name that the world's cleanup drops: `t_<suffix>_<name>`.
@@ -65,21 +90,7 @@ impl World {
 
     /// Creates `db` owned by the test role and loads the fixture as that role.
     pub async fn load_fixture(&self, db: &str) -> anyhow::Result<()> {
-        admin_exec(&format!(r#"CREATE DATABASE "{db}" OWNER {ROLE}"#)).await?;
-        let output = tokio::process::Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
-            .arg(fixture_path())
-            .arg(saas_testkit::database_url(db)?)
-            .env("PGOPTIONS", format!("-c role={ROLE}"))
-            .output()
-            .await
-            .context("running psql")?;
-        anyhow::ensure!(
-            output.status.success(),
-            "loading the fixture failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        Ok(())
+        saas_testkit::odoo::load_fixture(db).await
     }
 
     /// Adds `n` attachments stored in the filestore of `db` (files + rows).
@@ -120,6 +131,7 @@ impl World {
         password: AdminPassword,
     ) -> anyhow::Result<ProvisionSpec> {
         Ok(ProvisionSpec {
+            tenant_id: self.tenant_id(db),
             db_name: db.to_owned(),
             template: self.template.clone(),
             base_url: Url::parse(&format!("https://{db}.saas.test"))?,

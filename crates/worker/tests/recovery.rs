@@ -1,0 +1,207 @@
+//! What the worker does when an operation fails or replaces data: a failed
+//! provision leaves nothing behind and a retry makes the tenant active; a
+//! restore first keeps a safety copy that restores; manual backups beyond the
+//! plan's limit go, oldest first. Real worker binary, real data plane.
+
+mod common;
+
+use anyhow::ensure;
+use common::{NewTenantSpec, Platform, databases_like};
+use saas_core::ops::{self, OperationKind, OperationState};
+use saas_testkit::odoo::OdooWorld;
+use serde_json::json;
+use sqlx::Connection as _;
+
+#[tokio::test]
+async fn a_failed_provision_is_cleaned_up_and_a_retry_makes_the_tenant_active() -> anyhow::Result<()>
+{
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start_with(
+        &world,
+        &[
+            ("ODOO_PROBE_TIMEOUT_SECS", "1"),
+            ("WORKER_RETRY_BASE_MS", "50"),
+        ],
+    )
+    .await?;
+    platform.wait_template(&world).await?;
+    // Odoo is down: nothing listens where the server says it is.
+    let dead = format!("http://127.0.0.1:{}", saas_testkit::free_port()?);
+    sqlx::query("UPDATE servers SET internal_url = $1")
+        .bind(&dead)
+        .execute(&platform.pool)
+        .await?;
+    let subdomain = format!("down-{}", world.suffix);
+    let requested = platform
+        .request_tenant(
+            &world,
+            &NewTenantSpec {
+                subdomain: &subdomain,
+                max_backups: 5,
+                max_storage_mb: 2048,
+            },
+        )
+        .await?;
+    let tenant = requested.tenant;
+    platform.wait_state(tenant, "failed").await?;
+    let provision: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM operations WHERE tenant_id = $1 AND kind = 'provision'")
+            .bind(tenant)
+            .fetch_one(&platform.pool)
+            .await?;
+    let failed = platform.wait_final(provision).await?;
+    ensure!(
+        failed.state == OperationState::Failed
+            && failed
+                .customer_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Odoo did not answer")),
+        "{failed:?}"
+    );
+    // What the five attempts cloned is gone.
+    let mut left = Vec::new();
+    for _ in 0..100 {
+        left = databases_like(&subdomain).await?;
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    ensure!(left.is_empty(), "a failed provision left {left:?}");
+    ensure!(
+        !world.filestore_root.join(&subdomain).exists(),
+        "a failed provision left its filestore"
+    );
+
+    // Odoo is back; the operator retries.
+    sqlx::query("UPDATE servers SET internal_url = $1")
+        .bind(&world.odoo_url)
+        .execute(&platform.pool)
+        .await?;
+    let mut tx = platform.pool.begin().await?;
+    ops::store::retry(&mut tx, provision).await?;
+    tx.commit().await?;
+    ops::push_after_commit(Some(&platform.queue), provision).await;
+    platform.wait_state(tenant, "active").await?;
+    platform.wait_idle(tenant).await?;
+    ensure!(
+        databases_like(&subdomain).await? == vec![subdomain.clone()],
+        "after the retry: {:?}",
+        databases_like(&subdomain).await?
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_restore_keeps_a_safety_copy_that_restores_and_manual_backups_respect_the_plan()
+-> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start(&world).await?;
+    let subdomain = format!("safe-{}", world.suffix);
+    let requested = platform
+        .request_tenant(
+            &world,
+            &NewTenantSpec {
+                subdomain: &subdomain,
+                max_backups: 2,
+                max_storage_mb: 2048,
+            },
+        )
+        .await?;
+    let tenant = requested.tenant;
+    platform.wait_state(tenant, "active").await?;
+    platform.wait_idle(tenant).await?;
+
+    let company = |name: &'static str| {
+        let subdomain = subdomain.clone();
+        async move {
+            let mut conn =
+                sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
+            if !name.is_empty() {
+                sqlx::query("UPDATE res_company SET name = $1 WHERE id = 1")
+                    .bind(name)
+                    .execute(&mut conn)
+                    .await?;
+            }
+            let now: String = sqlx::query_scalar("SELECT name FROM res_company WHERE id = 1")
+                .fetch_one(&mut conn)
+                .await?;
+            anyhow::Ok(now)
+        }
+    };
+    company("Before Backup Ltd").await?;
+    platform
+        .run(tenant, OperationKind::Backup, json!({ "kind": "manual" }))
+        .await?;
+    let first: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM backups WHERE tenant_id = $1 AND kind = 'manual'")
+            .bind(tenant)
+            .fetch_one(&platform.pool)
+            .await?;
+    company("Changed After Backup Ltd").await?;
+    platform
+        .run(
+            tenant,
+            OperationKind::Restore,
+            json!({ "backup_id": first }),
+        )
+        .await?;
+    ensure!(
+        company("").await? == "Before Backup Ltd",
+        "the restore did not restore"
+    );
+    let (safety, days): (uuid::Uuid, f64) = sqlx::query_as(
+        "SELECT id, extract(epoch FROM expires_at - created_at)::float8 / 86400
+         FROM backups WHERE tenant_id = $1 AND kind = 'pre_restore'",
+    )
+    .bind(tenant)
+    .fetch_one(&platform.pool)
+    .await?;
+    ensure!((6.99..7.01).contains(&days), "safety copy kept {days} days");
+    platform
+        .run(
+            tenant,
+            OperationKind::Restore,
+            json!({ "backup_id": safety }),
+        )
+        .await?;
+    ensure!(
+        company("").await? == "Changed After Backup Ltd",
+        "the safety copy did not hold the data the restore replaced"
+    );
+    let safety_copies: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM backups WHERE tenant_id = $1 AND kind = 'pre_restore'",
+    )
+    .bind(tenant)
+    .fetch_one(&platform.pool)
+    .await?;
+    ensure!(
+        safety_copies == 2,
+        "{safety_copies} safety copies for two restores"
+    );
+
+    // The plan keeps two manual backups: a third pushes out the oldest.
+    for _ in 0..2 {
+        platform
+            .run(tenant, OperationKind::Backup, json!({ "kind": "manual" }))
+            .await?;
+    }
+    let manual: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+        "SELECT id, object_key FROM backups WHERE tenant_id = $1 AND kind = 'manual' ORDER BY created_at",
+    )
+    .bind(tenant)
+    .fetch_all(&platform.pool)
+    .await?;
+    ensure!(manual.len() == 2, "manual backups kept: {manual:?}");
+    ensure!(
+        manual.iter().all(|(id, _)| *id != first),
+        "the oldest manual backup survived"
+    );
+    let files = std::fs::read_dir(platform.backups.join(tenant.to_string()).join(&subdomain))?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !name.starts_with("pre-restore-"))
+        .count();
+    ensure!(files == 2, "{files} manual backup files in the store");
+    Ok(())
+}

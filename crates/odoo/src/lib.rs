@@ -3,8 +3,13 @@
 
 mod archive;
 pub mod backup;
+mod budget;
+mod compat;
+mod customer;
+mod dump_filter;
 mod error;
 mod filestore;
+pub mod guest;
 pub mod ident;
 pub mod lifecycle;
 pub mod marker;
@@ -12,14 +17,21 @@ pub mod password;
 mod pgtools;
 pub mod probe;
 pub mod provision;
+mod psql_log;
 pub mod restore;
+pub mod restore_options;
+mod restored_db;
+mod restricted_psql;
 pub mod routing;
+mod scram;
 pub mod server;
 pub mod store;
+mod swap;
 pub mod templates;
 
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use error::{OdooError, Result};
+pub use guest::{GUEST_PREFIX, drop_leftover_guests};
 pub use lifecycle::{
     DeleteReport, FinalBackup, SYSTEM_LOGINS, Usage, collect_usage, delete_tenant,
 };
@@ -32,6 +44,7 @@ pub use provision::{
     ProvisionSpec, ProvisionStep, is_provisioned, provision, tenant_base_url,
 };
 pub use restore::{RestoreReport, restore_tenant, restore_tenant_from_file};
+pub use restore_options::RestoreOptions;
 pub use routing::{Route, RouteTarget, SUSPENDED, render_routing_map, write_routing_map};
 pub use server::OdooServer;
 pub use store::BackupStore;

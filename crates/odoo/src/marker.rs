@@ -18,7 +18,11 @@ pub fn tenant_marker(tenant_id: Uuid) -> String {
 }
 
 /// `COMMENT ON DATABASE db IS '<marker of tenant_id>'`.
-pub(crate) async fn write_marker(admin: &mut PgConnection, db: &str, tenant_id: Uuid) -> Result<()> {
+pub(crate) async fn write_marker(
+    admin: &mut PgConnection,
+    db: &str,
+    tenant_id: Uuid,
+) -> Result<()> {
     // The marker holds only a prefix and a UUID: nothing to escape.
     let sql = format!(
         "COMMENT ON DATABASE {} IS '{}'",
@@ -32,7 +36,10 @@ pub(crate) async fn write_marker(admin: &mut PgConnection, db: &str, tenant_id: 
 /// Whose database `db` is: `None` when it does not exist, `Some(None)` when
 /// it exists without a readable marker, `Some(Some(id))` when it carries
 /// tenant `id`'s marker.
-pub(crate) async fn read_marker(admin: &mut PgConnection, db: &str) -> Result<Option<Option<Uuid>>> {
+pub(crate) async fn read_marker(
+    admin: &mut PgConnection,
+    db: &str,
+) -> Result<Option<Option<Uuid>>> {
     let row: Option<Option<String>> = sqlx::query_scalar(
         "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = $1",
     )

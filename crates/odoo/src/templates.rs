@@ -1,8 +1,9 @@
 //! Template databases (`tpl_<name>`) on a server, and where a new tenant goes.
 
-use sqlx::Row as _;
+use sqlx::{PgConnection, Row as _};
 
 use crate::error::{OdooError, Result};
+use crate::guest::read_as_guest;
 use crate::server::OdooServer;
 
 /// Prefix every template database name carries.
@@ -47,16 +48,35 @@ pub async fn list_templates(server: &OdooServer) -> Result<Vec<TemplateInfo>> {
     Ok(templates)
 }
 
-/// Installed modules of database `db` with their versions, sorted by name; empty when
-/// the database has no `ir_module_module` table (not an Odoo database yet).
+/// Installed modules of tenant database `db` with their versions, sorted by
+/// name; empty when it has no `ir_module_module` table. The table may be
+/// whatever a customer's restored dump made it (a view calling their own
+/// function), so a guest that may read only it does the reading.
 pub(crate) async fn installed_modules_with_versions(
     server: &OdooServer,
     db: &str,
 ) -> Result<Vec<(String, String)>> {
+    read_as_guest(server, db, &["ir_module_module"], async |conn| {
+        modules_with_versions(conn).await
+    })
+    .await
+}
+
+/// Templates are built by Odoo itself for the platform, never by a customer:
+/// the platform's own session reads them.
+async fn installed_modules(server: &OdooServer, db: &str) -> Result<Vec<String>> {
     let mut conn = server.connect_db(db).await?;
+    Ok(modules_with_versions(&mut conn)
+        .await?
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect())
+}
+
+async fn modules_with_versions(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
     let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('public.ir_module_module') IS NOT NULL")
-            .fetch_one(&mut conn)
+        sqlx::query_scalar("SELECT pg_catalog.to_regclass('public.ir_module_module') IS NOT NULL")
+            .fetch_one(&mut *conn)
             .await?;
     if !exists {
         return Ok(Vec::new());
@@ -65,19 +85,11 @@ pub(crate) async fn installed_modules_with_versions(
         "SELECT name::text, latest_version::text FROM ir_module_module \
          WHERE state = 'installed' ORDER BY name",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()
         .map(|(name, version)| (name, version.unwrap_or_default()))
-        .collect())
-}
-
-async fn installed_modules(server: &OdooServer, db: &str) -> Result<Vec<String>> {
-    Ok(installed_modules_with_versions(server, db)
-        .await?
-        .into_iter()
-        .map(|(name, _)| name)
         .collect())
 }
 

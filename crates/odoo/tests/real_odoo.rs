@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use saas_odoo::{
     AdminPassword, BackupStore, OdooServer, ProbeOptions, ProvisionOptions, ProvisionSpec,
-    backup_key, backup_tenant, delete_tenant, provision, restore_tenant,
+    RestoreOptions, backup_key, backup_tenant, delete_tenant, provision, restore_tenant,
 };
 use secrecy::SecretString;
 use url::Url;
@@ -97,7 +97,8 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         let store = BackupStore::from_url(&format!("file://{}", backups.path().display()))?;
         let key = backup_key(&db);
         backup_tenant(&server, &db, &store, &key).await?;
-        restore_tenant(&server, &db, &store, &key).await?;
+        let restore = RestoreOptions::new(uuid::Uuid::new_v4(), spec.base_url.clone());
+        restore_tenant(&server, &db, &store, &key, &restore).await?;
         let uid = authenticate(&odoo, &host, &db, &login, password).await?;
         anyhow::ensure!(
             uid == serde_json::json!(2),

@@ -217,3 +217,35 @@ pub async fn table_fingerprints(
     }
     Ok(out)
 }
+
+/// `ir_config_parameter` keys a restore sets to the tenant's own values.
+pub const IDENTITY_KEYS: [&str; 4] = [
+    "web.base.url",
+    "database.secret",
+    "database.uuid",
+    "saas.provisioned",
+];
+
+/// `ir_config_parameter` of database `db`: key -> value.
+pub async fn config_params(world: &World, db: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut conn = world.connect(db).await?;
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT key::text, value::text FROM ir_config_parameter")
+            .fetch_all(&mut conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// [`table_fingerprints`] without `ir_config_parameter`, plus the parameters
+/// a restore keeps (all but [`IDENTITY_KEYS`]): what a restore must give back
+/// unchanged.
+pub async fn restorable_state(
+    world: &World,
+    db: &str,
+) -> anyhow::Result<(BTreeMap<String, (i64, String)>, BTreeMap<String, String>)> {
+    let mut tables = table_fingerprints(world, db).await?;
+    tables.remove("ir_config_parameter");
+    let mut params = config_params(world, db).await?;
+    params.retain(|key, _| !IDENTITY_KEYS.contains(&key.as_str()));
+    Ok((tables, params))
+}

@@ -73,6 +73,7 @@ pub(crate) fn sqlstate_reason(code: &str) -> String {
         "42P07" | "42710" | "42P06" | "42723" => "object already exists",
         "57014" => "a statement was cancelled (time limit)",
         "53100" => "the server ran out of disk space",
+        "53400" => "a limit of the restore was exceeded",
         _ => match code.get(..2) {
             Some("22") => "invalid data",
             Some("23") => "integrity constraint violation",

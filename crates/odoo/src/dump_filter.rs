@@ -198,7 +198,7 @@ fn starts_copy_from_stdin(head: &[u8], tail: &[u8]) -> bool {
         head.len() == 5 && head[..4].eq_ignore_ascii_case(b"COPY") && head[4].is_ascii_whitespace();
     let end = tail.trim_ascii_end();
     let from_stdin = b"from stdin;";
-    copy && end.len() >= from_stdin.len() + 1
+    copy && end.len() > from_stdin.len()
         && end[end.len() - from_stdin.len()..].eq_ignore_ascii_case(from_stdin)
         && end[end.len() - from_stdin.len() - 1].is_ascii_whitespace()
 }

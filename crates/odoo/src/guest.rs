@@ -41,6 +41,7 @@ const RANDOM_LEN: usize = 12;
 pub(crate) struct Guest {
     name: String,
     password: SecretString,
+    temp_file_kb: u64,
 }
 
 impl Guest {
@@ -69,6 +70,7 @@ impl Guest {
         let guest = Guest {
             password: SecretString::from(random_password()),
             name,
+            temp_file_kb: (temp_file_bytes / 1024).clamp(1024, i32::MAX as u64),
         };
         admin
             .execute(
@@ -83,11 +85,11 @@ impl Guest {
             )
             .await?;
         // temp_file_limit is superuser-only: the guest cannot lift it.
-        let temp_kb = (temp_file_bytes / 1024).clamp(1024, i32::MAX as u64);
         let setup = format!(
             "ALTER ROLE {name} SET temp_file_limit = {temp_kb}; \
              COMMENT ON ROLE {name} IS 'odoo-saas guest: {purpose} {db}'",
             name = quoted(&guest.name),
+            temp_kb = guest.temp_file_kb,
             purpose = purpose.replace('\'', "")
         );
         if let Err(e) = admin.execute(setup.as_str()).await {
@@ -195,17 +197,24 @@ impl Guest {
         Ok(())
     }
 
-    /// A new password, and every session of the guest ended: whatever the
-    /// customer's SQL learned or set (`ALTER ROLE CURRENT_USER PASSWORD` is
-    /// allowed to any role) is worthless from here on.
-    pub(crate) async fn lock_out(&mut self, admin: &mut PgConnection) -> Result<()> {
+    /// A new password, only the platform's own role settings, and every session
+    /// of the guest ended: whatever the customer's SQL in database `db` learned
+    /// or set (any role may `ALTER ROLE CURRENT_USER PASSWORD` or `SET` its own
+    /// defaults) is worthless from here on.
+    pub(crate) async fn lock_out(&mut self, admin: &mut PgConnection, db: &str) -> Result<()> {
+        check_db_name(db)?;
         self.password = SecretString::from(random_password());
         admin
             .execute(
                 format!(
-                    "ALTER ROLE {} PASSWORD '{}'",
-                    quoted(&self.name),
-                    scram_verifier(self.password.expose_secret())
+                    "ALTER ROLE {name} PASSWORD '{verifier}'; \
+                     ALTER ROLE {name} RESET ALL; \
+                     ALTER ROLE {name} IN DATABASE {db} RESET ALL; \
+                     ALTER ROLE {name} SET temp_file_limit = {temp_kb}",
+                    name = quoted(&self.name),
+                    verifier = scram_verifier(self.password.expose_secret()),
+                    db = quoted(db),
+                    temp_kb = self.temp_file_kb
                 )
                 .as_str(),
             )

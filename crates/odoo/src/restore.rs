@@ -26,7 +26,7 @@ use crate::marker::read_marker;
 use crate::pgtools::{restricted_psql, server_major};
 use crate::provision::database_owner;
 use crate::restore_options::RestoreOptions;
-use crate::restored_db::{check_and_stamp, hand_over, old_signaling};
+use crate::restored_db::{check_and_stamp, hand_over, old_signaling, reset_database};
 use crate::restricted_psql::{DumpRun, run_dump};
 use crate::server::OdooServer;
 use crate::store::BackupStore;
@@ -226,10 +226,8 @@ impl Restore<'_> {
         .map_err(|_| OdooError::RestoreTimeout(timeout))??;
         // Whatever password the dump gave the guest, and whatever session it
         // opened, end here; so do the settings it gave its database.
-        guest.lock_out(admin).await?;
-        admin
-            .execute(format!("ALTER DATABASE {} RESET ALL", quoted(&self.new_db)).as_str())
-            .await?;
+        guest.lock_out(admin, &self.new_db).await?;
+        reset_database(admin, &self.new_db).await?;
 
         let (archive, layout, staging, budget) = (
             self.archive.to_path_buf(),

@@ -169,22 +169,35 @@ pub(crate) async fn hand_over(
     guest: &mut Guest,
     tenant_id: Uuid,
 ) -> Result<()> {
-    guest.lock_out(admin).await?;
-    let name = quoted(db);
-    admin
-        .execute(format!("ALTER DATABASE {name} RESET ALL").as_str())
-        .await?;
+    guest.lock_out(admin, db).await?;
+    reset_database(admin, db).await?;
     guest.finish(server, admin).await?;
+    let name = quoted(db);
     admin
         .execute(
             format!(
-                "ALTER DATABASE {name} OWNER TO {role}; \
-                 ALTER DATABASE {name} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true CONNECTION LIMIT -1; \
-                 REVOKE ALL ON DATABASE {name} FROM PUBLIC",
+                "ALTER DATABASE {name} OWNER TO {role}; REVOKE ALL ON DATABASE {name} FROM PUBLIC",
                 role = quoted(&server.odoo_db_role)
             )
             .as_str(),
         )
         .await?;
     write_marker(admin, db, tenant_id).await
+}
+
+/// What the owner of a database may change about it, put back: no settings
+/// of its own (they would apply to every later session, the platform's and
+/// Odoo's), not a template, no connection limit.
+pub(crate) async fn reset_database(admin: &mut PgConnection, db: &str) -> Result<()> {
+    let name = quoted(db);
+    admin
+        .execute(
+            format!(
+                "ALTER DATABASE {name} RESET ALL; \
+                 ALTER DATABASE {name} WITH IS_TEMPLATE false ALLOW_CONNECTIONS true CONNECTION LIMIT -1"
+            )
+            .as_str(),
+        )
+        .await?;
+    Ok(())
 }

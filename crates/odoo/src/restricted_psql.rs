@@ -80,8 +80,9 @@ pub(crate) async fn run_dump(run: DumpRun) -> Result<()> {
         .ok_or_else(|| OdooError::io(&run.psql, std::io::Error::other("psql has no stdin")))?;
     let log = tokio::spawn(read_log(child.stderr.take()));
     let (tx, rx) = mpsc::channel::<Chunk>(4);
-    let (archive, index, budget) = (run.archive, run.dump_index, run.budget);
+    let (archive, index, budget) = (run.archive, run.dump_index, Arc::clone(&run.budget));
     let feeder = tokio::task::spawn_blocking(move || feed(&archive, index, &key, &budget, &tx));
+    let budget = run.budget;
 
     let mut writer = Box::pin(write_stdin(rx, stdin));
     let mut fed = None;
@@ -118,6 +119,8 @@ pub(crate) async fn run_dump(run: DumpRun) -> Result<()> {
         };
     }
     Err(match reported {
+        // The guest's temp_file_limit is the restore's byte limit.
+        Some(error) if error.sqlstate.as_deref() == Some("53400") => budget.too_large(),
         Some(error) if !(error.client && error.client_text.contains("connection")) => {
             OdooError::DumpFailed {
                 line: error

@@ -15,6 +15,7 @@ use sha2::{Digest as _, Sha256};
 use sqlx::{Connection as _, PgConnection};
 use url::Url;
 
+pub mod archives;
 pub mod fake_odoo;
 
 pub use saas_testkit::odoo::{ROLE, admin_exec, ensure_role, fixture_path};
@@ -248,4 +249,44 @@ pub async fn restorable_state(
     let mut params = config_params(world, db).await?;
     params.retain(|key, _| !IDENTITY_KEYS.contains(&key.as_str()));
     Ok((tables, params))
+}
+
+/// Guest roles made for this world's databases (their comment names the
+/// database) that still exist.
+pub async fn guests_of(world: &World) -> anyhow::Result<Vec<String>> {
+    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    Ok(sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'saas\\_guest\\_%' \
+         AND strpos(coalesce(shobj_description(oid, 'pg_authid'), ''), $1) > 0",
+    )
+    .bind(&world.suffix)
+    .fetch_all(&mut admin)
+    .await?)
+}
+
+/// Files and directories whose name starts with a dot in the filestore root
+/// (staging directories and downloads).
+pub fn staging_leftovers(world: &World) -> anyhow::Result<Vec<String>> {
+    let root = &world.server.filestore_root;
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(std::fs::read_dir(root)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect())
+}
+
+/// Provisions tenant `name` of the world (probe skipped) with 4 attachments.
+pub async fn provisioned(world: &World, name: &str) -> anyhow::Result<String> {
+    let db = world.db(name);
+    let spec = world.spec(&db, &format!("{name}@example.test"), fast_hash("pw"))?;
+    let options = saas_odoo::ProvisionOptions {
+        probe: None,
+        ..saas_odoo::ProvisionOptions::default()
+    };
+    saas_odoo::provision(&world.server, &spec, &options).await?;
+    world.add_attachments(&db, 4).await?;
+    Ok(db)
 }

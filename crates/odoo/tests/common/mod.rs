@@ -199,7 +199,15 @@ pub async fn table_fingerprints(
     world: &World,
     db: &str,
 ) -> anyhow::Result<BTreeMap<String, (i64, String)>> {
-    let mut conn = world.connect(db).await?;
+    fingerprints_on(&mut world.connect(db).await?).await
+}
+
+/// [`table_fingerprints`] on a connection of the caller's choosing (a
+/// database a hostile dump filled must not be read by a superuser: its views
+/// and policies would run their functions with the superuser's rights).
+pub async fn fingerprints_on(
+    conn: &mut PgConnection,
+) -> anyhow::Result<BTreeMap<String, (i64, String)>> {
     let mut out = BTreeMap::new();
     for table in [
         "res_users",
@@ -212,7 +220,7 @@ pub async fn table_fingerprints(
         let row: (i64, Option<String>) = sqlx::query_as(&format!(
             "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {table} t"
         ))
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *conn)
         .await?;
         out.insert(table.to_owned(), (row.0, row.1.unwrap_or_default()));
     }
@@ -229,10 +237,14 @@ pub const IDENTITY_KEYS: [&str; 4] = [
 
 /// `ir_config_parameter` of database `db`: key -> value.
 pub async fn config_params(world: &World, db: &str) -> anyhow::Result<BTreeMap<String, String>> {
-    let mut conn = world.connect(db).await?;
+    config_params_on(&mut world.connect(db).await?).await
+}
+
+/// [`config_params`] on a connection of the caller's choosing.
+pub async fn config_params_on(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<String, String>> {
     let rows: Vec<(String, String)> =
         sqlx::query_as("SELECT key::text, value::text FROM ir_config_parameter")
-            .fetch_all(&mut conn)
+            .fetch_all(conn)
             .await?;
     Ok(rows.into_iter().collect())
 }

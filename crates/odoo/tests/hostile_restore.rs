@@ -32,10 +32,8 @@ use uuid::Uuid;
 
 struct Arena {
     world: World,
-    tenant: String,
     neighbour: String,
     platform: String,
-    options: RestoreOptions,
     /// Where the attacks try to create files: writable by everyone.
     attack_dir: tempfile::TempDir,
     /// Nothing a customer reads may contain these.
@@ -51,7 +49,6 @@ struct Arena {
 impl Arena {
     async fn new() -> anyhow::Result<Arena> {
         let world = World::new().await?;
-        let tenant = provisioned(&world, "victim").await?;
         let neighbour = provisioned(&world, "neighbour").await?;
         let platform = world.db("platform");
         admin_exec(&format!(r#"CREATE DATABASE "{platform}""#)).await?;
@@ -76,14 +73,6 @@ impl Arena {
         anyhow::ensure!(control.exists(), "the control attack left no file");
         std::fs::remove_file(&control)?;
 
-        let options = RestoreOptions {
-            timeout: std::time::Duration::from_secs(120),
-            ..RestoreOptions::new(
-                Uuid::new_v4(),
-                Url::parse(&format!("https://{tenant}.saas.test"))?,
-            )
-            .with_plan_storage_mb(256)
-        };
         let secrets = vec![
             neighbour.clone(),
             platform.clone(),
@@ -102,20 +91,32 @@ impl Arena {
         Ok(Arena {
             reader,
             world,
-            tenant,
             neighbour,
             platform,
-            options,
             attack_dir,
             secrets,
             store: BackupStore::from_url("memory://")?,
         })
     }
 
+    /// A tenant the payloads of one lane are restored into.
+    async fn lane(&self, name: &str) -> anyhow::Result<Lane> {
+        let tenant = provisioned(&self.world, name).await?;
+        let options = RestoreOptions {
+            timeout: std::time::Duration::from_secs(120),
+            ..RestoreOptions::new(
+                Uuid::new_v4(),
+                Url::parse(&format!("https://{tenant}.saas.test"))?,
+            )
+            .with_plan_storage_mb(256)
+        };
+        Ok(Lane { tenant, options })
+    }
+
     /// A session on the tenant's database as the reader, granted SELECT on its
     /// tables by the superuser (DDL only: nothing of the dump runs).
-    async fn read_tenant(&self) -> anyhow::Result<PgConnection> {
-        let (db, reader) = (&self.tenant, &self.reader);
+    async fn read_tenant(&self, lane: &Lane) -> anyhow::Result<PgConnection> {
+        let (db, reader) = (&lane.tenant, &self.reader);
         admin_exec(&format!(
             r#"GRANT CONNECT ON DATABASE "{db}" TO "{reader}""#
         ))
@@ -137,25 +138,28 @@ impl Arena {
 
     async fn tenant_state(
         &self,
+        lane: &Lane,
     ) -> anyhow::Result<(
         BTreeMap<String, (i64, String)>,
         BTreeMap<String, String>,
         BTreeMap<String, String>,
     )> {
-        let mut conn = self.read_tenant().await?;
+        let mut conn = self.read_tenant(lane).await?;
         Ok((
             fingerprints_on(&mut conn).await?,
-            self.world.filestore_hashes(&self.tenant)?,
+            self.world.filestore_hashes(&lane.tenant)?,
             config_params_on(&mut conn).await?,
         ))
     }
 
-    async fn clean_up(&self) -> anyhow::Result<()> {
+    async fn clean_up(&self, lanes: &[Lane]) -> anyhow::Result<()> {
         let reader = &self.reader;
-        let mut conn = self.world.connect(&self.tenant).await?;
-        sqlx::raw_sql(&format!(r#"DROP OWNED BY "{reader}""#))
-            .execute(&mut conn)
-            .await?;
+        for lane in lanes {
+            let mut conn = self.world.connect(&lane.tenant).await?;
+            sqlx::raw_sql(&format!(r#"DROP OWNED BY "{reader}""#))
+                .execute(&mut conn)
+                .await?;
+        }
         admin_exec(&format!(
             r#"DROP OWNED BY "{reader}"; DROP ROLE "{reader}""#
         ))
@@ -191,18 +195,18 @@ impl Arena {
             "SELECT 'setting ' || coalesce(pg_get_userbyid(nullif(setrole, 0)), 'all') || ' ' \
                  || coalesce(d.datname, 'all') || ' ' || setconfig::text \
                  FROM pg_db_role_setting s LEFT JOIN pg_database d ON d.oid = s.setdatabase \
-                 WHERE (s.setrole = 0 OR pg_get_userbyid(s.setrole) = $1) \
-                 AND (d.datname IS NULL OR strpos(d.datname, $2) = 0 OR d.datname = $4)",
+                 WHERE pg_get_userbyid(s.setrole) = $1 OR (s.setrole = 0 AND \
+                 (s.setdatabase = 0 OR d.datname IN ($3, $4, 'postgres')))",
             // A GRANT without rights writes the default ACL out (a warning,
             // "no privileges were granted"): compare what the ACL means.
             "SELECT 'database ' || concat_ws('|', datname, pg_get_userbyid(datdba), \
                  coalesce(datacl, acldefault('d', datdba))::text, \
                  datconnlimit, datallowconn, datistemplate, coalesce(shobj_description(oid, 'pg_database'), '-')) \
                  FROM pg_database WHERE datname IN ('postgres', 'template0', 'template1') \
-                 OR (strpos(datname, $2) > 0 AND datname <> $3)",
+                 OR (strpos(datname, $2) > 0 AND strpos(datname, 'victim') = 0)",
             "SELECT 'auto.conf ' || pg_read_file('postgresql.auto.conf')",
         ];
-        let params = [ROLE, suffix.as_str(), &self.tenant, &self.platform];
+        let params = [ROLE, suffix.as_str(), &self.neighbour, &self.platform];
         for sql in queries {
             // Each query binds the parameters it names ($1..$n).
             let used = (1..=params.len())
@@ -236,9 +240,9 @@ impl Arena {
         Ok(lines)
     }
 
-    async fn check(&self, payload: &Payload) -> anyhow::Result<()> {
+    async fn check(&self, lane: &Lane, payload: &Payload) -> anyhow::Result<()> {
         let before = self.outside().await?;
-        let tenant_before = self.tenant_state().await?;
+        let tenant_before = self.tenant_state(lane).await?;
         let sql = self.fill(&payload.sql, payload.name);
         let zip = self.world.dir.path().join(format!("{}.zip", payload.name));
         write_backup(
@@ -248,7 +252,7 @@ impl Arena {
             &[("ab/abcdef0123", b"an attachment")],
         )?;
         let result =
-            restore_tenant_from_file(&self.world.server, &self.tenant, &zip, &self.options).await;
+            restore_tenant_from_file(&self.world.server, &lane.tenant, &zip, &lane.options).await;
         let _ = std::fs::remove_file(&zip);
         match (payload.expect, &result) {
             (Expect::Refused, Err(OdooError::UnsafeDump { .. }))
@@ -275,11 +279,11 @@ impl Arena {
                     );
                 }
                 anyhow::ensure!(
-                    self.tenant_state().await? == tenant_before,
+                    self.tenant_state(lane).await? == tenant_before,
                     "the tenant changed"
                 );
             }
-            Ok(_) => self.after_success(payload).await?,
+            Ok(_) => self.after_success(lane, payload).await?,
         }
         let after = self.outside().await?;
         if after != before {
@@ -287,27 +291,27 @@ impl Arena {
             let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
             anyhow::bail!("outside the database: gone {gone:?}, new {new:?}");
         }
-        let guests = guests_of(&self.world).await?;
+        let guests = guests_for(&lane.tenant).await?;
         anyhow::ensure!(guests.is_empty(), "guest roles left: {guests:?}");
-        let mut expected = vec![
-            self.neighbour.clone(),
-            self.platform.clone(),
-            self.tenant.clone(),
-        ];
-        expected.sort();
+        let databases = self.world.databases().await?;
         anyhow::ensure!(
-            self.world.databases().await? == expected,
-            "databases: {:?}",
-            self.world.databases().await?
+            databases.contains(&lane.tenant)
+                && !databases
+                    .iter()
+                    .any(|db| db.starts_with(&format!("{}_", lane.tenant))),
+            "databases: {databases:?}"
         );
-        let leftovers = staging_leftovers(&self.world)?;
+        let leftovers: Vec<String> = staging_leftovers(&self.world)?
+            .into_iter()
+            .filter(|name| name.contains(&lane.tenant))
+            .collect();
         anyhow::ensure!(leftovers.is_empty(), "staging left: {leftovers:?}");
         Ok(())
     }
 
     /// The restored database is the Odoo role's, and the platform's later
     /// sessions run the dump's objects as guests only.
-    async fn after_success(&self, payload: &Payload) -> anyhow::Result<()> {
+    async fn after_success(&self, lane: &Lane, payload: &Payload) -> anyhow::Result<()> {
         let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
         let state: (String, bool, bool, i32, i64) = sqlx::query_as(
             "SELECT pg_get_userbyid(datdba)::text, has_database_privilege('public', oid, 'CONNECT'), \
@@ -315,25 +319,25 @@ impl Arena {
                     (SELECT count(*) FROM pg_db_role_setting s WHERE s.setdatabase = d.oid) \
              FROM pg_database d WHERE datname = $1",
         )
-        .bind(&self.tenant)
+        .bind(&lane.tenant)
         .fetch_one(&mut admin)
         .await?;
         anyhow::ensure!(
             state == (ROLE.to_owned(), false, false, -1, 0),
             "restored database: {state:?}"
         );
-        collect_usage(&self.world.server, &self.tenant)
+        collect_usage(&self.world.server, &lane.tenant)
             .await
             .context("collecting usage")?;
         backup_tenant(
             &self.world.server,
-            &self.tenant,
+            &lane.tenant,
             &self.store,
             &format!("{}.zip", payload.name),
         )
         .await
         .context("backing up")?;
-        let mut conn = self.read_tenant().await?;
+        let mut conn = self.read_tenant(lane).await?;
         let logged: bool =
             sqlx::query_scalar("SELECT to_regclass('public.trojan_log') IS NOT NULL")
                 .fetch_one(&mut conn)
@@ -357,18 +361,49 @@ impl Arena {
     }
 }
 
-#[tokio::test]
+/// One tenant the payloads are restored into, one after the other.
+struct Lane {
+    tenant: String,
+    options: RestoreOptions,
+}
+
+/// Guest roles made for database `db` (their comment names it) that exist.
+async fn guests_for(db: &str) -> anyhow::Result<Vec<String>> {
+    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    Ok(sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'saas\\_guest\\_%' \
+         AND strpos(coalesce(shobj_description(oid, 'pg_authid'), ''), $1) > 0",
+    )
+    .bind(db)
+    .fetch_all(&mut admin)
+    .await?)
+}
+
+async fn run_lane(arena: &Arena, lane: &Lane, payloads: &[&Payload]) -> Vec<String> {
+    let mut problems = Vec::new();
+    for payload in payloads {
+        if let Err(e) = arena.check(lane, payload).await {
+            problems.push(format!("{}: {e:#}", payload.name));
+        }
+    }
+    problems
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_dumps_cannot_reach_outside_their_database() -> anyhow::Result<()> {
     let arena = Arena::new().await?;
     let corpus = payloads::all();
     assert!(corpus.len() >= 30, "{}", corpus.len());
-    let mut problems = Vec::new();
-    for payload in &corpus {
-        if let Err(e) = arena.check(payload).await {
-            problems.push(format!("{}: {e:#}", payload.name));
-        }
-    }
-    arena.clean_up().await?;
+    // Two tenants take the payloads in turn, side by side.
+    let lanes = [arena.lane("victim_a").await?, arena.lane("victim_b").await?];
+    let first: Vec<&Payload> = corpus.iter().step_by(2).collect();
+    let second: Vec<&Payload> = corpus.iter().skip(1).step_by(2).collect();
+    let (mut problems, more) = tokio::join!(
+        run_lane(&arena, &lanes[0], &first),
+        run_lane(&arena, &lanes[1], &second)
+    );
+    problems.extend(more);
+    arena.clean_up(&lanes).await?;
     assert!(
         problems.is_empty(),
         "{} of {} payloads:\n{}",
@@ -380,6 +415,7 @@ async fn hostile_dumps_cannot_reach_outside_their_database() -> anyhow::Result<(
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
     assert!(files.is_empty(), "{files:?}");
+    assert!(guests_of(&arena.world).await?.is_empty());
     let by_outcome: BTreeMap<String, usize> =
         corpus.iter().fold(BTreeMap::new(), |mut counts, p| {
             *counts.entry(format!("{:?}", p.expect)).or_default() += 1;

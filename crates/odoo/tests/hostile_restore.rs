@@ -6,7 +6,8 @@
 //! left; what the customer is told holds no foreign data; a failed restore
 //! leaves the tenant as it was; and after a successful one, the platform's
 //! later sessions (usage, backup) run the dump's objects with a guest's
-//! rights only.
+//! rights only (verification, identity, usage, the backup's module list,
+//! the provisioned check).
 
 mod common;
 #[path = "hostile/payloads.rs"]
@@ -326,6 +327,12 @@ impl Arena {
             state == (ROLE.to_owned(), false, false, -1, 0),
             "restored database: {state:?}"
         );
+        anyhow::ensure!(
+            saas_odoo::is_provisioned(&self.world.server, &lane.tenant)
+                .await
+                .context("checking the provisioned marker")?,
+            "the restored database carries the provisioned marker"
+        );
         collect_usage(&self.world.server, &lane.tenant)
             .await
             .context("collecting usage")?;
@@ -342,6 +349,10 @@ impl Arena {
             sqlx::query_scalar("SELECT to_regclass('public.trojan_log') IS NOT NULL")
                 .fetch_one(&mut conn)
                 .await?;
+        anyhow::ensure!(
+            logged || !payload.name.starts_with("trojan_"),
+            "the trojan's log is missing"
+        );
         if logged {
             let runs: Vec<(String, String)> = sqlx::query_as("SELECT who, session FROM trojan_log")
                 .fetch_all(&mut conn)
@@ -353,9 +364,23 @@ impl Arena {
                     && (who.starts_with("saas_guest_") || *who == self.reader)),
                 "the trojan ran as {runs:?}"
             );
-            if payload.name == "trojan_trigger_on_config_parameters" {
-                anyhow::ensure!(!runs.is_empty(), "the trojan never fired");
-            }
+            // The platform's sessions did fire it: the restore's guest, and
+            // for reads after the restore (usage, module list, provisioned
+            // check) guests of their own.
+            let guests: std::collections::BTreeSet<&String> = runs
+                .iter()
+                .map(|(who, _)| who)
+                .filter(|who| who.starts_with("saas_guest_"))
+                .collect();
+            let fired_by = match payload.name {
+                "trojan_trigger_on_config_parameters" | "trojan_operator_for_the_usage_query" => 1,
+                _ => 2,
+            };
+            anyhow::ensure!(
+                guests.len() >= fired_by,
+                "the trojan fired for {} platform sessions only: {runs:?}",
+                guests.len()
+            );
         }
         Ok(())
     }

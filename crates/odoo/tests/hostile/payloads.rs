@@ -338,6 +338,15 @@ fn trojans() -> Vec<Payload> {
                    CREATE POLICY trojan ON res_users USING (trojan());\n",
         },
         Payload {
+            name: "trojan_policy_on_config_parameters",
+            expect: Succeeds,
+            first: false,
+            sql: trojan_function("boolean", "true")
+                + "ALTER TABLE ir_config_parameter ENABLE ROW LEVEL SECURITY;\n\
+                   ALTER TABLE ir_config_parameter FORCE ROW LEVEL SECURITY;\n\
+                   CREATE POLICY trojan ON ir_config_parameter USING (trojan()) WITH CHECK (trojan());\n",
+        },
+        Payload {
             name: "trojan_operator_for_the_usage_query",
             expect: Succeeds,
             first: false,

@@ -205,7 +205,9 @@ async fn backups_from_another_odoo_or_a_newer_postgres_are_refused() -> anyhow::
     let odoo17 =
         r#"{"odoo_dump": "1", "version": "17.0", "major_version": "17.0", "pg_version": "15.2"}"#;
     let pg17 = r#"{"odoo_dump": "1", "version": "18.0", "pg_version": "17.2"}"#;
-    let cases: [(&[u8], Option<&str>, Option<&str>, &str); 5] = [
+    // (dump.sql, manifest.json, the server's Odoo if given, the refusal)
+    type Case<'a> = (&'a [u8], Option<&'a str>, Option<&'a str>, &'a str);
+    let cases: [Case; 5] = [
         (
             &fixture,
             Some(odoo17),
@@ -277,7 +279,7 @@ async fn restore_gives_the_database_the_tenants_identity_and_the_odoo_role() -> 
         Some("https://target.saas.test")
     );
     assert_eq!(params.get("database.uuid"), Some(&tenant_id.to_string()));
-    assert!(params.get("database.secret").is_some());
+    assert!(params.contains_key("database.secret"));
     assert_ne!(
         params.get("database.secret"),
         backup_params.get("database.secret")

@@ -134,6 +134,17 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
     }
 }
 
+/// A restore's error as the operation records it, which the portal shows the
+/// customer: psql's and PostgreSQL's words (a dump can fill them with other
+/// databases' names) go to the log only.
+fn restore_error(err: OdooError) -> HandlerError {
+    let message = err.customer_message();
+    let mut handler = odoo_error(err);
+    tracing::warn!(error = %handler.message, "restore failed");
+    handler.message = message;
+    handler
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut message = err.to_string();
     let mut source = err.source();
@@ -309,7 +320,7 @@ async fn restore(
         .with_plan_storage_mb(u64::try_from(placement.max_storage_mb).unwrap_or(0));
     saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key, &options)
         .await
-        .map_err(odoo_error)?;
+        .map_err(restore_error)?;
     Ok(())
 }
 

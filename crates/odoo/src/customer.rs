@@ -47,7 +47,7 @@ impl OdooError {
                         .map_or_else(|| "SQL error".to_owned(), |code| sqlstate_reason(&code)),
                     _ => "SQL error".to_owned(),
                 };
-                format!("the restored database failed while {step}: {reason}")
+                format!("the database answered with an error while {step}: {reason}")
             }
             // Fixed texts of this crate, or the names and structure of the
             // customer's own archive.

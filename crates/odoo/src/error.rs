@@ -109,9 +109,9 @@ pub enum OdooError {
     #[error("restoring dump.sql took longer than {0:?}; stopped")]
     RestoreTimeout(Duration),
 
-    /// A query the platform ran as the guest inside a restored database failed
-    /// (a trigger, rule or view of the dump may be why).
-    #[error("restored database: {step} failed: {source}")]
+    /// A query the platform ran as a guest inside a customer's database failed
+    /// (a trigger, rule, view or policy of a restored dump may be why).
+    #[error("a guest's query failed while {step}: {source}")]
     GuestQueryFailed {
         step: &'static str,
         #[source]

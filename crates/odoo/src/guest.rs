@@ -231,11 +231,14 @@ impl Guest {
 
 /// Runs `read` on a session to `db` as a fresh guest that may only SELECT
 /// those of `public.<tables>` that exist, then drops the guest (also when
-/// `read` failed).
+/// `read` failed). The database's answers to `read` that are errors (a view
+/// or policy of a customer's dump may raise anything) become
+/// [`OdooError::GuestQueryFailed`] for `step`.
 pub(crate) async fn read_as_guest<T>(
     server: &OdooServer,
     db: &str,
     tables: &[&str],
+    step: &'static str,
     read: impl AsyncFnOnce(&mut PgConnection) -> Result<T>,
 ) -> Result<T> {
     let mut admin = server.connect_admin().await?;
@@ -244,7 +247,7 @@ pub(crate) async fn read_as_guest<T>(
         guest.grant_connect(&mut admin, db).await?;
         guest.grant_select(server, db, tables).await?;
         let mut conn = guest.connect(server, db).await?;
-        let value = read(&mut conn).await;
+        let value = read(&mut conn).await.map_err(|e| e.in_guest(step));
         let _ = conn.close().await;
         value
     }

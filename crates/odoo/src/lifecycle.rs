@@ -88,15 +88,21 @@ pub async fn collect_usage(server: &OdooServer, db: &str) -> Result<Usage> {
         .await?;
     // res_users may be whatever the customer's dump made it (a view calling
     // their function): it is read by a guest that may read nothing else.
-    let active_users: i64 = read_as_guest(server, db, &["res_users"], async |conn| {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM res_users \
+    let active_users: i64 = read_as_guest(
+        server,
+        db,
+        &["res_users"],
+        "measuring usage",
+        async |conn| {
+            Ok(sqlx::query_scalar(
+                "SELECT count(*) FROM res_users \
              WHERE active AND NOT COALESCE(share, false) AND id <> 1 AND login <> ALL($1)",
-        )
-        .bind(SYSTEM_LOGINS.map(str::to_owned).to_vec())
-        .fetch_one(conn)
-        .await?)
-    })
+            )
+            .bind(SYSTEM_LOGINS.map(str::to_owned).to_vec())
+            .fetch_one(conn)
+            .await?)
+        },
+    )
     .await?;
     let dir = server.filestore_dir(db)?;
     let filestore_bytes = tokio::task::spawn_blocking(move || tree_size(&dir)).await??;

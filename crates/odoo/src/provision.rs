@@ -389,9 +389,13 @@ pub async fn is_provisioned(server: &OdooServer, db: &str) -> Result<bool> {
     }
     // A tenant's ir_config_parameter may be whatever a restored dump made it
     // (a view calling the customer's function): a guest reads it.
-    crate::guest::read_as_guest(server, db, &["ir_config_parameter"], async |conn| {
-        marker(conn).await.map(|m| m.is_some())
-    })
+    crate::guest::read_as_guest(
+        server,
+        db,
+        &["ir_config_parameter"],
+        "checking the provisioned marker",
+        async |conn| marker(conn).await.map(|m| m.is_some()),
+    )
     .await
 }
 

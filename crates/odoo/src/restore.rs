@@ -171,15 +171,21 @@ async fn current_odoo_version(
     if database_owner(admin, db).await?.is_none() {
         return Ok(None);
     }
-    let read = read_as_guest(server, db, &["ir_module_module"], async |conn| {
-        Ok(sqlx::query_scalar::<_, Option<String>>(
-            "SELECT latest_version::text FROM ir_module_module \
+    let read = read_as_guest(
+        server,
+        db,
+        &["ir_module_module"],
+        "reading the Odoo version",
+        async |conn| {
+            Ok(sqlx::query_scalar::<_, Option<String>>(
+                "SELECT latest_version::text FROM ir_module_module \
              WHERE name = 'base' AND state = 'installed'",
-        )
-        .fetch_optional(conn)
-        .await?
-        .flatten())
-    })
+            )
+            .fetch_optional(conn)
+            .await?
+            .flatten())
+        },
+    )
     .await;
     // A broken tenant database must not stop the restore that repairs it.
     Ok(read.unwrap_or_else(|e| {

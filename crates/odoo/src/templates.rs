@@ -56,9 +56,13 @@ pub(crate) async fn installed_modules_with_versions(
     server: &OdooServer,
     db: &str,
 ) -> Result<Vec<(String, String)>> {
-    read_as_guest(server, db, &["ir_module_module"], async |conn| {
-        modules_with_versions(conn).await
-    })
+    read_as_guest(
+        server,
+        db,
+        &["ir_module_module"],
+        "listing installed modules",
+        async |conn| modules_with_versions(conn).await,
+    )
     .await
 }
 

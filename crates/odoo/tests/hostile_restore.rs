@@ -333,9 +333,23 @@ impl Arena {
                 .context("checking the provisioned marker")?,
             "the restored database carries the provisioned marker"
         );
-        collect_usage(&self.world.server, &lane.tenant)
-            .await
-            .context("collecting usage")?;
+        let usage = collect_usage(&self.world.server, &lane.tenant).await;
+        if payload.name == "trojan_raising_for_later_readers" {
+            let err = match usage {
+                Err(err @ OdooError::GuestQueryFailed { .. }) => err,
+                other => anyhow::bail!("usage should fail as the guest's query: {other:?}"),
+            };
+            anyhow::ensure!(err.to_string().contains(&self.neighbour), "{err}");
+            let message = err.customer_message();
+            for secret in &self.secrets {
+                anyhow::ensure!(
+                    !message.contains(secret.as_str()),
+                    "the customer message {message:?} holds {secret:?}"
+                );
+            }
+        } else {
+            usage.context("collecting usage")?;
+        }
         backup_tenant(
             &self.world.server,
             &lane.tenant,
@@ -374,6 +388,7 @@ impl Arena {
                 .collect();
             let fired_by = match payload.name {
                 "trojan_trigger_on_config_parameters" | "trojan_operator_for_the_usage_query" => 1,
+                "trojan_raising_for_later_readers" => 0,
                 _ => 2,
             };
             anyhow::ensure!(

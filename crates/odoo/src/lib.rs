@@ -9,8 +9,9 @@ mod customer;
 mod dump_filter;
 mod error;
 mod filestore;
-pub mod guest;
+mod guest;
 pub mod ident;
+mod leftover_guests;
 pub mod lifecycle;
 pub mod marker;
 pub mod password;
@@ -31,7 +32,8 @@ pub mod templates;
 
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use error::{OdooError, Result};
-pub use guest::{GUEST_PREFIX, drop_leftover_guests};
+pub use guest::GUEST_PREFIX;
+pub use leftover_guests::drop_leftover_guests;
 pub use lifecycle::{
     DeleteReport, FinalBackup, SYSTEM_LOGINS, Usage, collect_usage, delete_tenant,
 };

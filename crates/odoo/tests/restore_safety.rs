@@ -380,13 +380,13 @@ async fn crash_and_clean_up(
     ))
     .await?;
     {
-        let mut conn = world.connect(&half_restored).await?;
+        let mut conn = world.connect(half_restored).await?;
         sqlx::raw_sql(&format!(
             r#"ALTER SCHEMA public OWNER TO "{crashed}"; SET ROLE "{crashed}"; CREATE TABLE half (i int)"#
         ))
         .execute(&mut conn)
         .await?;
-        let mut conn = world.connect(&tenant).await?;
+        let mut conn = world.connect(tenant).await?;
         sqlx::raw_sql(&format!(
             r#"GRANT SELECT ON res_users TO "{crashed}"; GRANT SELECT ON res_users TO "{busy}";
                CREATE TABLE left_by_crash (i int); ALTER TABLE left_by_crash OWNER TO "{crashed}""#
@@ -413,7 +413,7 @@ async fn crash_and_clean_up(
         vec![tenant.to_owned()],
         "its unfinished restore went with it"
     );
-    let mut conn = world.connect(&tenant).await?;
+    let mut conn = world.connect(tenant).await?;
     let owner: String = sqlx::query_scalar(
         "SELECT pg_get_userbyid(relowner)::text FROM pg_class WHERE relname = 'left_by_crash'",
     )
@@ -424,7 +424,7 @@ async fn crash_and_clean_up(
         sqlx::query_scalar("SELECT relacl::text FROM pg_class WHERE relname = 'res_users'")
             .fetch_one(&mut conn)
             .await?;
-    assert!(!acl.contains(&crashed) && acl.contains(&busy), "{acl}");
+    assert!(!acl.contains(crashed) && acl.contains(busy), "{acl}");
 
     // Running it again finds nothing more of this world.
     drop_leftover_guests(&world.server).await?;

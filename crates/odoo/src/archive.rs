@@ -2,14 +2,16 @@
 //! checks before anything is touched, then streaming extraction.
 
 use std::fs::File;
-use std::io::{self, Read as _};
+use std::io::{Read as _, Write as _};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
+use crate::budget::Budget;
+use crate::compat::{DumpHeader, read_header};
 use crate::error::{OdooError, Result};
-use crate::pgtools::drain_stderr;
 
 const MAX_MANIFEST: u64 = 16 << 20;
+/// Bytes of `dump.sql` read for its header (pg_dump's version comments).
+const HEAD_BYTES: u64 = 64 << 10;
 
 /// Where things are in a checked archive.
 #[derive(Clone, Debug)]
@@ -18,6 +20,8 @@ pub(crate) struct Layout {
     /// (entry index, path relative to the filestore directory)
     pub filestore: Vec<(usize, PathBuf)>,
     pub manifest: Option<serde_json::Value>,
+    /// pg_dump's version comments at the top of `dump.sql`.
+    pub header: DumpHeader,
 }
 
 fn bad(reason: impl Into<String>) -> OdooError {
@@ -47,7 +51,8 @@ pub(crate) fn safe_components(name: &str) -> Result<Vec<&str>> {
 }
 
 /// Opens the archive and checks every entry: a readable zip, safe paths, no links,
-/// exactly one `dump.sql`, a parseable `manifest.json` if there is one.
+/// exactly one `dump.sql`, a parseable `manifest.json` if there is one; reads
+/// the header of `dump.sql`.
 pub(crate) fn inspect(path: &Path) -> Result<Layout> {
     let file = File::open(path).map_err(|e| OdooError::io(path, e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| {
@@ -104,61 +109,27 @@ pub(crate) fn inspect(path: &Path) -> Result<Layout> {
         }
     }
     let dump = dump.ok_or_else(|| bad("dump.sql is missing: not an Odoo backup"))?;
+    let header = read_header(&dump_head(&mut zip, dump)?);
     Ok(Layout {
         dump,
         filestore,
         manifest,
+        header,
     })
 }
 
-/// Feeds `dump.sql` to `psql` (environment `env`, e.g. the new database and the
-/// Odoo role) and extracts the filestore into `staging` (created). Returns the
-/// number of filestore files.
-pub(crate) fn extract(
+/// Extracts the filestore into `staging` (created), every byte counted
+/// against `budget` before it is written. Returns the number of files.
+pub(crate) fn extract_filestore(
     path: &Path,
     layout: &Layout,
-    psql: &Path,
-    env: Vec<(&'static str, String)>,
     staging: &Path,
+    budget: &Budget,
 ) -> Result<usize> {
     let file = File::open(path).map_err(|e| OdooError::io(path, e))?;
     let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(e.to_string()))?;
-
-    let mut child = Command::new(psql)
-        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-        .envs(env)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| OdooError::io(psql, e))?;
-    let stderr = drain_stderr(&mut child);
-    let fed = match (child.stdin.take(), zip.by_index(layout.dump)) {
-        (Some(mut stdin), Ok(mut dump)) => io::copy(&mut dump, &mut stdin).map(|_| ()),
-        (None, _) => Err(io::Error::other("psql has no stdin")),
-        (_, Err(e)) => Err(io::Error::other(e)),
-    };
-    if fed.is_err() {
-        let _ = child.kill();
-    }
-    let status = child.wait().map_err(|e| OdooError::io(psql, e))?;
-    let stderr = stderr.join().unwrap_or_default();
-    match fed {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => {
-            return Err(bad(format!("dump.sql is corrupt: {e}")));
-        }
-        _ if !status.success() => {
-            return Err(OdooError::ToolFailed {
-                tool: "psql",
-                status: status.to_string(),
-                stderr,
-            });
-        }
-        Err(e) => return Err(bad(format!("dump.sql could not be fed to psql: {e}"))),
-        Ok(()) => {}
-    }
-
     std::fs::create_dir_all(staging).map_err(|e| OdooError::io(staging, e))?;
+    let mut buf = vec![0u8; 64 << 10];
     for (index, relative) in &layout.filestore {
         let target = staging.join(relative);
         if let Some(parent) = target.parent() {
@@ -168,14 +139,35 @@ pub(crate) fn extract(
             .by_index(*index)
             .map_err(|e| bad(format!("filestore entry unreadable: {e}")))?;
         let mut out = File::create(&target).map_err(|e| OdooError::io(&target, e))?;
-        io::copy(&mut entry, &mut out).map_err(|e| {
-            bad(format!(
-                "filestore entry {} is corrupt: {e}",
-                relative.display()
-            ))
-        })?;
+        loop {
+            let n = entry.read(&mut buf).map_err(|e| {
+                bad(format!(
+                    "filestore entry {} is corrupt: {e}",
+                    relative.display()
+                ))
+            })?;
+            if n == 0 {
+                break;
+            }
+            budget.add_files(n)?;
+            out.write_all(&buf[..n])
+                .map_err(|e| OdooError::io(&target, e))?;
+        }
     }
     Ok(layout.filestore.len())
+}
+
+/// The first bytes of `dump.sql`, where pg_dump writes its header comments.
+fn dump_head(zip: &mut zip::ZipArchive<File>, index: usize) -> Result<Vec<u8>> {
+    let entry = zip
+        .by_index(index)
+        .map_err(|e| bad(format!("dump.sql is unreadable: {e}")))?;
+    let mut head = Vec::new();
+    entry
+        .take(HEAD_BYTES)
+        .read_to_end(&mut head)
+        .map_err(|e| bad(format!("dump.sql is corrupt: {e}")))?;
+    Ok(head)
 }
 
 #[cfg(test)]

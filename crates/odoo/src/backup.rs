@@ -90,6 +90,12 @@ pub async fn backup_tenant(
             .map_err(|e| OdooError::io("manifest.json", e))?;
 
         zip.start_file("dump.sql", deflated.large_file(true))?;
+        // pg_dump runs as the platform's superuser inside a database a
+        // customer may have filled: it stays so, because pg_dump reads
+        // catalogs with qualified names under an empty search_path and copies
+        // tables with COPY, which fires no trigger, rule or view (row security
+        // is off for it), so none of the customer's code runs. The manifest's
+        // module list above is read through a guest instead.
         let mut child = Command::new(&pg_dump)
             .args(["--no-owner", "--format=plain"])
             .envs(env)

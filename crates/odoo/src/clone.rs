@@ -15,8 +15,8 @@ use crate::ident::{check_db_name, quoted};
 use crate::marker::{is_marked_for, write_marker};
 use crate::ownership::examine;
 use crate::provision::{CrashPoint, ProvisionStep, terminate_idle};
-use crate::restore::side_name;
 use crate::server::OdooServer;
+use crate::swap::side_name;
 
 /// Tag of provisioning's side clones: `<db>_clone_<8 letters>`.
 const CLONE_TAG: &str = "clone";

@@ -122,7 +122,7 @@ async fn set_admin(conn: &mut PgConnection, login: &str, password_hash: &str) ->
     Ok(())
 }
 
-async fn set_param(conn: &mut PgConnection, key: &str, value: &str) -> Result<()> {
+pub(crate) async fn set_param(conn: &mut PgConnection, key: &str, value: &str) -> Result<()> {
     sqlx::query(
         "INSERT INTO ir_config_parameter (key, value, create_uid, write_uid, create_date, write_date) \
          VALUES ($1, $2, 1, 1, now() AT TIME ZONE 'UTC', now() AT TIME ZONE 'UTC') \

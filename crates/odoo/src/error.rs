@@ -73,6 +73,58 @@ pub enum OdooError {
     #[error("restored database failed verification: {0}")]
     VerificationFailed(String),
 
+    /// The backup would write more than its limit allows (decompressed dump,
+    /// filestore, or the database psql is filling).
+    #[error("backup is larger than {limit}")]
+    RestoreTooLarge {
+        /// What the limit is, for a customer: "your plan's storage (1024 MB)".
+        limit: String,
+        max_bytes: u64,
+    },
+
+    /// The backup was made by a newer PostgreSQL or another Odoo version.
+    #[error("{0}")]
+    IncompatibleBackup(String),
+
+    /// `dump.sql` holds a psql meta-command (a line starting with a backslash
+    /// outside COPY data): refused before psql sees it.
+    #[error(
+        "dump.sql line {line}: psql command {command:?} is not allowed (restores run psql in \\restrict mode)"
+    )]
+    UnsafeDump { line: u64, command: String },
+
+    /// psql stopped on an error in the dump. `line` is the dump's own line number;
+    /// `stderr` holds psql's own words (it may quote data from anywhere the dump
+    /// could read, so it is for operators only).
+    #[error("psql stopped at dump.sql line {}: {stderr}", line.map_or("?".to_owned(), |l| l.to_string()))]
+    DumpFailed {
+        line: Option<u64>,
+        sqlstate: Option<String>,
+        /// psql refused something itself (a meta-command in restricted mode).
+        client_error: bool,
+        stderr: String,
+    },
+
+    /// psql ran longer than the restore's wall-clock limit and was stopped.
+    #[error("restoring dump.sql took longer than {0:?}; stopped")]
+    RestoreTimeout(Duration),
+
+    /// A query the platform ran as a guest inside a customer's database failed
+    /// (a trigger, rule, view or policy of a restored dump may be why).
+    #[error("a guest's query failed while {step}: {source}")]
+    GuestQueryFailed {
+        step: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+
+    /// The installed client lacks a safety feature the data plane relies on.
+    #[error(
+        "{tool} {version} is too old: restores need psql's \\restrict (PostgreSQL 13.22, 14.19, \
+         15.14, 16.10, 17.6, 18 or later); install a current PostgreSQL client"
+    )]
+    ClientTooOld { tool: &'static str, version: String },
+
     #[error("database error")]
     Database(#[from] sqlx::Error),
 
@@ -98,41 +150,31 @@ pub enum OdooError {
 }
 
 impl OdooError {
-    /// What a customer may read about this error: short, built only from the
-    /// platform's own words, never from a tool's output or another
-    /// database's data. Operators read the full `Display` chain.
-    pub fn customer_message(&self) -> String {
-        match self {
-            OdooError::Invalid { what, .. } => format!("invalid {what}"),
-            OdooError::TemplateMissing(_) => "the plan's template is not available".into(),
-            OdooError::TemplateBusy { .. } => "the plan's template is busy; retrying".into(),
-            OdooError::ForeignDatabase { .. } => {
-                "the instance's database name is taken on the server; our operators have been told"
-                    .into()
-            }
-            OdooError::DatabaseMissing(_) => "the instance's database does not exist".into(),
-            OdooError::ProbeTimeout { .. } => "Odoo did not answer in time".into(),
-            OdooError::Interrupted(_) => "interrupted".into(),
-            OdooError::VersionMismatch { .. } | OdooError::ToolFailed { .. } => {
-                "a database tool failed on the server".into()
-            }
-            // Our words about the customer's own archive.
-            OdooError::InvalidArchive(_) | OdooError::VerificationFailed(_) => self.to_string(),
-            OdooError::Database(_) => "a temporary database problem".into(),
-            OdooError::Io { .. } => "a storage problem on the server".into(),
-            OdooError::Storage(_) => "a backup storage problem".into(),
-            OdooError::Zip(_) => "the backup archive is unreadable".into(),
-            OdooError::Task(_) => "an internal error".into(),
-            OdooError::SessionsRemain { .. } => {
-                "the instance's database is still in use; retrying".into()
-            }
-        }
-    }
-
     pub(crate) fn invalid(what: &'static str, reason: impl Into<String>) -> Self {
         Self::Invalid {
             what,
             reason: reason.into(),
+        }
+    }
+
+    /// The error wrapped as [`OdooError::GuestQueryFailed`] when the database
+    /// answered (the dump's objects may be why); connection trouble stays a
+    /// [`OdooError::Database`].
+    pub(crate) fn guest(step: &'static str) -> impl FnOnce(sqlx::Error) -> Self {
+        move |source| match source {
+            sqlx::Error::Database(_) => Self::GuestQueryFailed { step, source },
+            other => Self::Database(other),
+        }
+    }
+
+    /// This error as [`OdooError::GuestQueryFailed`] when it is the database's
+    /// answer to a guest's statement.
+    pub(crate) fn in_guest(self, step: &'static str) -> Self {
+        match self {
+            Self::Database(source @ sqlx::Error::Database(_)) => {
+                Self::GuestQueryFailed { step, source }
+            }
+            other => other,
         }
     }
 

@@ -4,11 +4,17 @@
 pub mod access;
 mod archive;
 pub mod backup;
+mod budget;
 mod clone;
+mod compat;
 mod configure;
+mod customer;
+mod dump_filter;
 mod error;
 mod filestore;
+mod guest;
 pub mod ident;
+mod leftover_guests;
 pub mod lifecycle;
 pub mod marker;
 pub mod ownership;
@@ -16,11 +22,17 @@ pub mod password;
 mod pgtools;
 pub mod probe;
 pub mod provision;
+mod psql_log;
 pub mod restore;
+pub mod restore_options;
+mod restored_db;
+mod restricted_psql;
 pub mod routing;
+mod scram;
 pub mod server;
 pub mod store;
 pub mod store_sweep;
+mod swap;
 mod template_meta;
 pub mod templates;
 
@@ -28,6 +40,8 @@ pub use access::{odoo_may_connect, resume_tenant, suspend_tenant};
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use clone::drop_unfinished_clones;
 pub use error::{OdooError, Result};
+pub use guest::GUEST_PREFIX;
+pub use leftover_guests::drop_leftover_guests;
 pub use lifecycle::{
     DeleteReport, FinalBackup, SYSTEM_LOGINS, Usage, collect_usage, delete_tenant,
 };
@@ -41,6 +55,7 @@ pub use provision::{
     ProvisionSpec, ProvisionStep, provision, tenant_base_url,
 };
 pub use restore::{RestoreReport, restore_tenant, restore_tenant_from_file};
+pub use restore_options::RestoreOptions;
 pub use routing::{Route, RouteTarget, SUSPENDED, render_routing_map, write_routing_map};
 pub use server::OdooServer;
 pub use store::BackupStore;

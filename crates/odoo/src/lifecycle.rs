@@ -1,11 +1,10 @@
 //! Deleting a tenant and measuring what it uses.
 
-use sqlx::Executor as _;
-
 use crate::backup::{BackupInfo, backup_tenant};
 use crate::error::Result;
 use crate::filestore::{remove_tree, tree_size};
-use crate::ident::{check_db_name, quoted};
+use crate::guest::read_as_guest;
+use crate::ident::check_db_name;
 use crate::provision::database_owner;
 use crate::server::OdooServer;
 use crate::store::BackupStore;
@@ -44,15 +43,13 @@ pub async fn delete_tenant(
         _ => None,
     };
     // Leftovers of an interrupted restore go too.
-    let mut doomed = crate::restore::side_databases(&mut admin, db, "restore").await?;
-    doomed.extend(crate::restore::side_databases(&mut admin, db, "old").await?);
+    let mut doomed = crate::swap::side_databases(&mut admin, db, "restore").await?;
+    doomed.extend(crate::swap::side_databases(&mut admin, db, "old").await?);
     if existed {
         doomed.push(db.to_owned());
     }
     for name in doomed {
-        admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&name)).as_str())
-            .await?;
+        crate::swap::drop_database(&mut admin, &name).await?;
     }
     let dir = server.filestore_dir(db)?;
     let removed_filestore = tokio::task::spawn_blocking(move || {
@@ -89,13 +86,23 @@ pub async fn collect_usage(server: &OdooServer, db: &str) -> Result<Usage> {
         .bind(db)
         .fetch_one(&mut admin)
         .await?;
-    let mut conn = server.connect_db(db).await?;
-    let active_users: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM res_users \
-         WHERE active AND NOT COALESCE(share, false) AND id <> 1 AND login <> ALL($1)",
+    // res_users may be whatever the customer's dump made it (a view calling
+    // their function): it is read by a guest that may read nothing else.
+    let active_users: i64 = read_as_guest(
+        server,
+        db,
+        &["res_users"],
+        "measuring usage",
+        async |conn| {
+            Ok(sqlx::query_scalar(
+                "SELECT count(*) FROM res_users \
+             WHERE active AND NOT COALESCE(share, false) AND id <> 1 AND login <> ALL($1)",
+            )
+            .bind(SYSTEM_LOGINS.map(str::to_owned).to_vec())
+            .fetch_one(conn)
+            .await?)
+        },
     )
-    .bind(SYSTEM_LOGINS.map(str::to_owned).to_vec())
-    .fetch_one(&mut conn)
     .await?;
     let dir = server.filestore_dir(db)?;
     let filestore_bytes = tokio::task::spawn_blocking(move || tree_size(&dir)).await??;

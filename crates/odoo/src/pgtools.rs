@@ -35,6 +35,63 @@ pub(crate) async fn server_version(conn: &mut PgConnection) -> Result<String> {
 /// `/usr/lib/postgresql/<major>/bin/<tool>` when installed, else the one on `PATH`;
 /// refused with [`OdooError::VersionMismatch`] when its major version differs.
 pub(crate) async fn client_for(tool: &'static str, major: u32) -> Result<PathBuf> {
+    Ok(probe_client(tool, major).await?.0)
+}
+
+/// `psql` for a server of major version `major` that knows `\restrict` (the
+/// restricted mode a restore's dump runs in); an older one is refused with
+/// [`OdooError::ClientTooOld`].
+pub(crate) async fn restricted_psql(major: u32) -> Result<PathBuf> {
+    let (program, version) = probe_client("psql", major).await?;
+    if supports_restrict(&version) {
+        Ok(program)
+    } else {
+        Err(OdooError::ClientTooOld {
+            tool: "psql",
+            version: version.trim().to_owned(),
+        })
+    }
+}
+
+/// Whether `psql --version` output names a release with `\restrict`: added in
+/// 13.22, 14.19, 15.14, 16.10, 17.6 and 18beta3 (August 2025).
+pub(crate) fn supports_restrict(version_output: &str) -> bool {
+    let Some(word) = version_output
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))
+    else {
+        return false;
+    };
+    let digits = |s: &str| -> Option<u32> {
+        let end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        s[..end].parse().ok()
+    };
+    let Some(major) = digits(word) else {
+        return false;
+    };
+    let rest = &word[word
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(word.len())..];
+    let minor = rest.strip_prefix('.').and_then(digits);
+    let needed = match major {
+        0..=12 => return false,
+        13 => 22,
+        14 => 19,
+        15 => 14,
+        16 => 10,
+        17 => 6,
+        // 18beta1 and 18beta2 came out before the fix; 18beta3, rc and 18.x have it.
+        18 => {
+            return !(rest.starts_with("beta1") || rest.starts_with("beta2"));
+        }
+        _ => return true,
+    };
+    minor.is_some_and(|minor| minor >= needed)
+}
+
+/// The program for `tool` and its `--version` output, refused when its major
+/// version is not `major`.
+async fn probe_client(tool: &'static str, major: u32) -> Result<(PathBuf, String)> {
     let versioned = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin/{tool}"));
     let program = if versioned.is_file() {
         versioned
@@ -50,7 +107,7 @@ pub(crate) async fn client_for(tool: &'static str, major: u32) -> Result<PathBuf
                 status: "not found".into(),
                 stderr: format!("{e}: install the PostgreSQL {major} client tools"),
             })?;
-    let text = String::from_utf8_lossy(&output.stdout);
+    let text = String::from_utf8_lossy(&output.stdout).into_owned();
     let client = parse_major(&text).ok_or_else(|| OdooError::ToolFailed {
         tool,
         status: "unexpected --version output".into(),
@@ -63,7 +120,7 @@ pub(crate) async fn client_for(tool: &'static str, major: u32) -> Result<PathBuf
             server: major,
         });
     }
-    Ok(program)
+    Ok((program, text))
 }
 
 /// `pg_dump (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)` -> 15.
@@ -108,6 +165,42 @@ mod tests {
         assert_eq!(parse_major("psql (PostgreSQL) 17.2"), Some(17));
         assert_eq!(parse_major("pg_dump (PostgreSQL) 9.6.24"), Some(9));
         assert_eq!(parse_major("garbage"), None);
+    }
+
+    #[test]
+    fn restrict_needs_the_august_2025_releases() {
+        for ok in [
+            "psql (PostgreSQL) 15.14",
+            "psql (PostgreSQL) 15.20 (Debian 15.20-0+deb12u1)",
+            "psql (PostgreSQL) 16.10",
+            "psql (PostgreSQL) 17.6",
+            "psql (PostgreSQL) 17.10",
+            "psql (PostgreSQL) 14.19",
+            "psql (PostgreSQL) 13.22",
+            "psql (PostgreSQL) 18beta3",
+            "psql (PostgreSQL) 18rc1",
+            "psql (PostgreSQL) 18.0",
+            "psql (PostgreSQL) 19devel",
+        ] {
+            assert!(supports_restrict(ok), "{ok}");
+        }
+        for old in [
+            "psql (PostgreSQL) 15.13",
+            "psql (PostgreSQL) 15.2",
+            "psql (PostgreSQL) 16.9",
+            "psql (PostgreSQL) 17.5",
+            "psql (PostgreSQL) 17",
+            "psql (PostgreSQL) 14.18",
+            "psql (PostgreSQL) 13.21",
+            "psql (PostgreSQL) 12.22",
+            "psql (PostgreSQL) 9.6.24",
+            "psql (PostgreSQL) 18beta1",
+            "psql (PostgreSQL) 18beta2",
+            "garbage",
+            "",
+        ] {
+            assert!(!supports_restrict(old), "{old}");
+        }
     }
 
     #[tokio::test]

@@ -1,21 +1,36 @@
-//! Restore: into a new database and filestore, verified, then swapped in place of
-//! the tenant's. Until the swap the tenant is not touched; a failed restore leaves
-//! it exactly as it was.
+//! Restore: a customer's backup into a new database and filestore, checked,
+//! then swapped in place of the tenant's. Until the swap the tenant is not
+//! touched; a failed restore leaves it exactly as it was.
+//!
+//! The dump is the customer's SQL, so it runs as a throw-away guest role that
+//! owns only the new database (see `guest.rs`), through psql in `\restrict`
+//! mode (see `restricted_psql.rs`), bounded in bytes and time. Everything the
+//! platform then reads or writes inside the new database goes through that
+//! guest too; the platform's own session only creates, grants, reassigns,
+//! marks and renames.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rand::Rng as _;
-use sqlx::{Executor as _, PgConnection};
+use sqlx::{Connection as _, Executor as _, PgConnection};
 
-use crate::archive::{Layout, extract, inspect};
+use crate::archive::{Layout, extract_filestore, inspect};
+use crate::budget::{Budget, watch_database};
+use crate::compat::check_compatible;
 use crate::error::{OdooError, Result};
 use crate::filestore::remove_tree;
-use crate::ident::{MAX_IDENT_LEN, check_db_name, quoted};
-use crate::pgtools::{client_for, server_major};
+use crate::guest::{Guest, read_as_guest};
+use crate::ident::{check_db_name, quoted};
+use crate::marker::read_marker;
+use crate::pgtools::{restricted_psql, server_major};
 use crate::provision::database_owner;
+use crate::restore_options::RestoreOptions;
+use crate::restored_db::{check_and_stamp, hand_over, old_signaling, reset_database};
+use crate::restricted_psql::{DumpRun, run_dump};
 use crate::server::OdooServer;
 use crate::store::BackupStore;
+use crate::swap::{drop_database, recover_interrupted_swap, side_name, swap};
 
 /// What a restore did.
 #[derive(Clone, Debug)]
@@ -29,15 +44,18 @@ pub struct RestoreReport {
 }
 
 /// Restores backup `key` from `store` as tenant database `db` (downloaded next to
-/// the filestore first, so the zip can be checked before anything changes).
+/// the filestore first, so the zip can be checked before anything changes; an
+/// object too large for `options.max_bytes` is refused before the download).
 #[tracing::instrument(skip_all)]
 pub async fn restore_tenant(
     server: &OdooServer,
     db: &str,
     store: &BackupStore,
     key: &str,
+    options: &RestoreOptions,
 ) -> Result<RestoreReport> {
     check_db_name(db)?;
+    budget_of(options).check_archive(store.size(key).await?)?;
     let root = server.filestore_root.clone();
     tokio::fs::create_dir_all(&root)
         .await
@@ -48,7 +66,7 @@ pub async fn restore_tenant(
         .tempfile_in(&root)
         .map_err(|e| OdooError::io(&root, e))?;
     store.download(key, download.path()).await?;
-    restore_tenant_from_file(server, db, download.path()).await
+    restore_tenant_from_file(server, db, download.path(), options).await
 }
 
 /// Restores the zip at `archive` as tenant database `db`.
@@ -57,39 +75,64 @@ pub async fn restore_tenant_from_file(
     server: &OdooServer,
     db: &str,
     archive: &Path,
+    options: &RestoreOptions,
 ) -> Result<RestoreReport> {
     check_db_name(db)?;
     let started = Instant::now();
-    let path = archive.to_path_buf();
+    let budget = Arc::new(budget_of(options));
     let mut admin = server.connect_admin().await?;
     // First put back what an interrupted restore may have left, whatever this
     // archive turns out to be.
-    recover_interrupted_swap(&mut admin, db).await?;
+    recover_interrupted_swap(&mut admin, db, options.tenant_id).await?;
+    refuse_other_tenants(&mut admin, db, options).await?;
+    let size = std::fs::metadata(archive)
+        .map_err(|e| OdooError::io(archive, e))?
+        .len();
+    budget.check_archive(size)?;
+    let path = archive.to_path_buf();
     let layout = tokio::task::spawn_blocking(move || inspect(&path)).await??;
-    let psql = client_for("psql", server_major(&mut admin).await?).await?;
-    let new_db = side_name(db, "restore");
-    admin
-        .execute(
-            format!(
-                "CREATE DATABASE {} OWNER {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'",
-                quoted(&new_db),
-                quoted(&server.odoo_db_role)
-            )
-            .as_str(),
-        )
-        .await?;
-    let staging = server.staging_path("restore", db);
-    let result = restore_and_swap(
-        server, &mut admin, db, &new_db, archive, &layout, &psql, &staging,
+    let major = server_major(&mut admin).await?;
+    let odoo = match &options.odoo_version {
+        Some(version) => Some(version.clone()),
+        None => current_odoo_version(server, &mut admin, db).await?,
+    };
+    check_compatible(
+        layout.manifest.as_ref(),
+        &layout.header,
+        major,
+        odoo.as_deref(),
+    )?;
+    let psql = restricted_psql(major).await?;
+
+    let mut guest = Guest::create(
+        &mut admin,
+        "restore",
+        db,
+        options.timeout,
+        options.max_bytes,
     )
-    .await;
+    .await?;
+    let restore = Restore {
+        server,
+        db,
+        new_db: side_name(db, "restore"),
+        archive,
+        layout: &layout,
+        staging: server.staging_path("restore", db),
+        options,
+        budget,
+    };
+    let result = restore.run(&mut admin, &mut guest, psql).await;
     if result.is_err() {
-        let _ = admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&new_db)).as_str())
-            .await;
-        let _ = remove_tree(&staging);
+        restore.clean_up(&mut admin, &guest).await;
     }
     let (replaced_existing, filestore_files) = result?;
+    tracing::info!(
+        replaced_existing,
+        filestore_files,
+        ms = started.elapsed().as_millis() as u64,
+        "tenant restored"
+    );
     Ok(RestoreReport {
         replaced_existing,
         filestore_files,
@@ -98,292 +141,206 @@ pub async fn restore_tenant_from_file(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn restore_and_swap(
+fn budget_of(options: &RestoreOptions) -> Budget {
+    Budget::new(options.max_bytes, &options.limit_label)
+}
+
+/// A tenant database carrying another tenant's marker is not this tenant's
+/// to replace.
+async fn refuse_other_tenants(
+    admin: &mut PgConnection,
+    db: &str,
+    options: &RestoreOptions,
+) -> Result<()> {
+    match read_marker(admin, db).await? {
+        Some(Some(owner)) if owner != options.tenant_id => Err(OdooError::ForeignDatabase {
+            db: db.to_owned(),
+            reason: "carries another tenant's marker".into(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The Odoo series of the tenant's current database (its `base` module
+/// version, read through a guest); `None` when there is no readable one.
+async fn current_odoo_version(
     server: &OdooServer,
     admin: &mut PgConnection,
     db: &str,
-    new_db: &str,
-    archive: &Path,
-    layout: &Layout,
-    psql: &Path,
-    staging: &Path,
-) -> Result<(bool, usize)> {
-    let mut env = server.libpq_env(new_db)?;
-    // Objects belong to the Odoo role, as when Odoo restores.
-    env.push(("PGOPTIONS", format!("-c role={}", server.odoo_db_role)));
-    let (archive, psql, staging_dir) = (
-        archive.to_path_buf(),
-        psql.to_path_buf(),
-        staging.to_path_buf(),
-    );
-    let layout = layout.clone();
-    let files =
-        tokio::task::spawn_blocking(move || extract(&archive, &layout, &psql, env, &staging_dir))
-            .await??;
-    verify(server, new_db).await?;
-    let replaced = swap(server, admin, db, new_db, staging).await?;
-    Ok((replaced, files))
+) -> Result<Option<String>> {
+    if database_owner(admin, db).await?.is_none() {
+        return Ok(None);
+    }
+    let read = read_as_guest(
+        server,
+        db,
+        &["ir_module_module"],
+        "reading the Odoo version",
+        async |conn| {
+            Ok(sqlx::query_scalar::<_, Option<String>>(
+                "SELECT latest_version::text FROM ir_module_module \
+             WHERE name = 'base' AND state = 'installed'",
+            )
+            .fetch_optional(conn)
+            .await?
+            .flatten())
+        },
+    )
+    .await;
+    // A broken tenant database must not stop the restore that repairs it.
+    Ok(read.unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "could not read the current Odoo version; not checked");
+        None
+    }))
 }
 
-/// A restored database must look like Odoo: base installed, users present.
-async fn verify(server: &OdooServer, db: &str) -> Result<()> {
-    let mut conn = server.connect_db(db).await?;
-    let tables: (bool, bool) = sqlx::query_as(
-        "SELECT to_regclass('public.ir_module_module') IS NOT NULL, \
-                to_regclass('public.res_users') IS NOT NULL",
-    )
-    .fetch_one(&mut conn)
-    .await?;
-    if tables != (true, true) {
-        return Err(OdooError::VerificationFailed(
-            "no ir_module_module or res_users table: not an Odoo database".into(),
-        ));
-    }
-    let base: Option<String> =
-        sqlx::query_scalar("SELECT state::text FROM ir_module_module WHERE name = 'base'")
-            .fetch_optional(&mut conn)
-            .await?;
-    if base.as_deref() != Some("installed") {
-        return Err(OdooError::VerificationFailed(
-            "module base is not installed".into(),
-        ));
-    }
-    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM res_users")
-        .fetch_one(&mut conn)
+/// One restore in progress.
+struct Restore<'a> {
+    server: &'a OdooServer,
+    db: &'a str,
+    new_db: String,
+    archive: &'a Path,
+    layout: &'a Layout,
+    staging: PathBuf,
+    options: &'a RestoreOptions,
+    budget: Arc<Budget>,
+}
+
+impl Restore<'_> {
+    /// Returns whether an existing database was replaced, and the number of
+    /// filestore files.
+    async fn run(
+        &self,
+        admin: &mut PgConnection,
+        guest: &mut Guest,
+        psql: PathBuf,
+    ) -> Result<(bool, usize)> {
+        self.create_database(admin, guest).await?;
+        let run = DumpRun {
+            psql,
+            env: guest.psql_env(self.server, &self.new_db)?,
+            archive: self.archive.to_path_buf(),
+            dump_index: self.layout.dump,
+            budget: Arc::clone(&self.budget),
+        };
+        let timeout = self.options.timeout;
+        tokio::time::timeout(
+            timeout,
+            watch_database(admin, &self.new_db, &self.budget, run_dump(run)),
+        )
+        .await
+        .map_err(|_| OdooError::RestoreTimeout(timeout))??;
+        // Whatever password the dump gave the guest, and whatever session it
+        // opened, end here; so do the settings it gave its database.
+        guest.lock_out(admin, &self.new_db).await?;
+        reset_database(admin, &self.new_db).await?;
+
+        let (archive, layout, staging, budget) = (
+            self.archive.to_path_buf(),
+            self.layout.clone(),
+            self.staging.clone(),
+            Arc::clone(&self.budget),
+        );
+        let files = tokio::task::spawn_blocking(move || {
+            extract_filestore(&archive, &layout, &staging, &budget)
+        })
+        .await??;
+
+        let exists = database_owner(admin, self.db).await?.is_some();
+        let old_signals = if exists {
+            old_signaling(self.server, self.db).await?
+        } else {
+            Vec::new()
+        };
+        let mut conn = guest.connect(self.server, &self.new_db).await?;
+        let stamped = watch_database(
+            admin,
+            &self.new_db,
+            &self.budget,
+            check_and_stamp(
+                &mut conn,
+                self.options.tenant_id,
+                &self.options.base_url,
+                &old_signals,
+            ),
+        )
+        .await;
+        let _ = conn.close().await;
+        stamped?;
+        self.budget
+            .check_database(database_size(admin, &self.new_db).await?)?;
+
+        hand_over(
+            self.server,
+            admin,
+            &self.new_db,
+            guest,
+            self.options.tenant_id,
+        )
         .await?;
-    if users == 0 {
-        return Err(OdooError::VerificationFailed("no users".into()));
+        let replaced = swap(self.server, admin, self.db, &self.new_db, &self.staging).await?;
+        Ok((replaced, files))
     }
-    Ok(())
-}
 
-/// `<db>_<tag>_<8 random>` within PostgreSQL's 63 bytes.
-pub(crate) fn side_name(db: &str, tag: &str) -> String {
-    let mut rng = rand::rng();
-    let suffix: String = (0..8)
-        .map(|_| char::from(b'a' + rng.random_range(0..26u8)))
-        .collect();
-    let keep = MAX_IDENT_LEN - tag.len() - 2 - suffix.len();
-    format!("{}_{tag}_{suffix}", &db[..db.len().min(keep)])
-}
-
-/// Side databases of `db` named by [`side_name`] (only when `db` was not shortened,
-/// so they cannot belong to another tenant).
-pub(crate) async fn side_databases(
-    admin: &mut PgConnection,
-    db: &str,
-    tag: &str,
-) -> Result<Vec<String>> {
-    if db.len() > MAX_IDENT_LEN - tag.len() - 10 {
-        return Ok(Vec::new());
-    }
-    Ok(sqlx::query_scalar(
-        "SELECT datname::text FROM pg_database WHERE datname ~ ('^' || $1 || '_' || $2 || '_[a-z]{8}$')",
-    )
-    .bind(db)
-    .bind(tag)
-    .fetch_all(admin)
-    .await?)
-}
-
-/// Cleans up after a restore that died: half-restored databases are dropped, and a
-/// tenant renamed aside but never replaced gets its database back.
-async fn recover_interrupted_swap(admin: &mut PgConnection, db: &str) -> Result<()> {
-    for stale in side_databases(admin, db, "restore").await? {
-        admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&stale)).as_str())
-            .await?;
-    }
-    let olds = side_databases(admin, db, "old").await?;
-    if database_owner(admin, db).await?.is_none() && olds.len() == 1 {
-        tracing::warn!("restoring a tenant database left aside by an interrupted restore");
+    /// The new database belongs to the guest from the start (so everything the
+    /// dump creates does too); nobody else may connect to it.
+    async fn create_database(&self, admin: &mut PgConnection, guest: &Guest) -> Result<()> {
+        let name = quoted(&self.new_db);
         admin
             .execute(
                 format!(
-                    "ALTER DATABASE {} RENAME TO {}",
-                    quoted(&olds[0]),
-                    quoted(db)
+                    "CREATE DATABASE {name} OWNER {} TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C'",
+                    quoted(guest.name())
                 )
                 .as_str(),
             )
             .await?;
         admin
-            .execute(format!("ALTER DATABASE {} CONNECTION LIMIT -1", quoted(db)).as_str())
+            .execute(format!("REVOKE ALL ON DATABASE {name} FROM PUBLIC").as_str())
             .await?;
-    } else if database_owner(admin, db).await?.is_some() {
-        for stale in olds {
-            admin
-                .execute(
-                    format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&stale)).as_str(),
-                )
-                .await?;
+        // `public` belongs to pg_database_owner, whose rights a NOINHERIT
+        // guest does not use: it gets the schema itself.
+        let mut conn = self.server.connect_db_for_ddl(&self.new_db).await?;
+        conn.execute(format!("ALTER SCHEMA public OWNER TO {}", quoted(guest.name())).as_str())
+            .await?;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
+    /// After a failure: the new database and the staging filestore go, then
+    /// the guest. A guest whose database could not be dropped is left for
+    /// [`crate::drop_leftover_guests`], which drops both.
+    async fn clean_up(&self, admin: &mut PgConnection, guest: &Guest) {
+        // A failure (or a stopped query) may have broken the session.
+        let mut fresh = None;
+        if admin.ping().await.is_err() {
+            fresh = self.server.connect_admin().await.ok();
         }
-    }
-    Ok(())
-}
-
-async fn terminate_all(admin: &mut PgConnection, db: &str) -> Result<()> {
-    sqlx::query(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-         WHERE datname = $1 AND pid <> pg_backend_pid()",
-    )
-    .bind(db)
-    .execute(admin)
-    .await?;
-    Ok(())
-}
-
-/// Odoo's signaling sequences of `db` and their `last_value` (what Odoo reads and
-/// caches; 1 for a sequence never used).
-async fn signaling(server: &OdooServer, db: &str) -> Result<Vec<(String, i64)>> {
-    let mut conn = server.connect_db(db).await?;
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT sequencename::text FROM pg_sequences \
-         WHERE schemaname = 'public' AND (sequencename = 'base_registry_signaling' \
-            OR sequencename LIKE 'base\\_cache\\_signaling%')",
-    )
-    .fetch_all(&mut conn)
-    .await?;
-    let mut values = Vec::with_capacity(names.len());
-    for name in names {
-        let value: i64 = sqlx::query_scalar(&format!("SELECT last_value FROM {}", quoted(&name)))
-            .fetch_one(&mut conn)
-            .await?;
-        values.push((name, value));
-    }
-    Ok(values)
-}
-
-/// Sets each signaling sequence of `db` above the old database's value, so a
-/// running Odoo notices the database changed and drops its caches.
-async fn bump_signaling(server: &OdooServer, db: &str, old: &[(String, i64)]) -> Result<()> {
-    let current = signaling(server, db).await?;
-    let mut conn = server.connect_db(db).await?;
-    for (name, value) in current {
-        let previous = old.iter().find(|(n, _)| *n == name).map_or(0, |(_, v)| *v);
-        sqlx::query("SELECT setval(quote_ident($1)::regclass, $2)")
-            .bind(&name)
-            .bind(previous.max(value) + 1)
-            .execute(&mut conn)
-            .await?;
-    }
-    Ok(())
-}
-
-async fn rename(admin: &mut PgConnection, from: &str, to: &str) -> Result<()> {
-    admin
-        .execute(format!("ALTER DATABASE {} RENAME TO {}", quoted(from), quoted(to)).as_str())
-        .await?;
-    Ok(())
-}
-
-/// Puts `new_db` and `staging` in place of the tenant's database and filestore;
-/// the old ones are dropped only once the new ones are in place.
-async fn swap(
-    server: &OdooServer,
-    admin: &mut PgConnection,
-    db: &str,
-    new_db: &str,
-    staging: &Path,
-) -> Result<bool> {
-    let exists = database_owner(admin, db).await?.is_some();
-    let old_db = side_name(db, "old");
-    if exists {
-        // Superusers ignore the limit: Odoo (its own role) cannot come back.
-        admin
-            .execute(format!("ALTER DATABASE {} CONNECTION LIMIT 0", quoted(db)).as_str())
-            .await?;
-        terminate_all(admin, db).await?;
-        let old_signals = signaling(server, db).await?;
-        bump_signaling(server, new_db, &old_signals).await?;
-        let mut attempts = 0;
-        loop {
-            terminate_all(admin, db).await?;
-            match rename(admin, db, &old_db).await {
-                Ok(()) => break,
-                Err(e) if attempts < 50 => {
-                    tracing::debug!(error = %e, "tenant database still in use");
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => {
-                    let _ = admin
-                        .execute(
-                            format!("ALTER DATABASE {} CONNECTION LIMIT -1", quoted(db)).as_str(),
-                        )
-                        .await;
-                    return Err(e);
+        let admin = match fresh.as_mut() {
+            Some(conn) => conn,
+            None => admin,
+        };
+        match drop_database(admin, &self.new_db).await {
+            Ok(()) => {
+                if let Err(e) = guest.finish(self.server, admin).await {
+                    tracing::warn!(error = %e, "the restore's guest role is left for the reconciler");
                 }
             }
+            Err(e) => {
+                tracing::warn!(error = %e, "a failed restore's database is left for the reconciler")
+            }
         }
+        let staging = self.staging.clone();
+        let _ = tokio::task::spawn_blocking(move || remove_tree(&staging)).await;
     }
-    if let Err(e) = rename(admin, new_db, db).await {
-        if exists {
-            let _ = rename(admin, &old_db, db).await;
-            let _ = admin
-                .execute(format!("ALTER DATABASE {} CONNECTION LIMIT -1", quoted(db)).as_str())
-                .await;
-        }
-        return Err(e);
-    }
-
-    let target = server.filestore_dir(db)?;
-    let old_files = server.staging_path("old", db);
-    let (staging, target_c, old_c) = (staging.to_path_buf(), target.clone(), old_files.clone());
-    let moved = tokio::task::spawn_blocking(move || swap_dirs(&staging, &target_c, &old_c))
-        .await
-        .map_err(OdooError::from)
-        .and_then(|r| r);
-    if let Err(e) = moved {
-        // Put the old database back: the tenant stays as it was.
-        terminate_all(admin, db).await?;
-        rename(admin, db, new_db).await?;
-        if exists {
-            rename(admin, &old_db, db).await?;
-            admin
-                .execute(format!("ALTER DATABASE {} CONNECTION LIMIT -1", quoted(db)).as_str())
-                .await?;
-        }
-        return Err(e);
-    }
-
-    if exists
-        && let Err(e) = admin
-            .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(&old_db)).as_str())
-            .await
-    {
-        tracing::warn!(error = %e, "old tenant database left aside; the next restore drops it");
-    }
-    let _ = tokio::task::spawn_blocking(move || remove_tree(&old_files)).await;
-    Ok(exists)
 }
 
-fn swap_dirs(staging: &Path, target: &Path, old: &PathBuf) -> Result<()> {
-    let had_files = target.exists();
-    if had_files {
-        std::fs::rename(target, old).map_err(|e| OdooError::io(target, e))?;
-    }
-    if let Err(e) = std::fs::rename(staging, target) {
-        if had_files {
-            let _ = std::fs::rename(old, target);
-        }
-        return Err(OdooError::io(target, e));
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn side_names_fit_postgres() {
-        let short = side_name("acme", "restore");
-        assert!(short.starts_with("acme_restore_") && short.len() == "acme_restore_".len() + 8);
-        let long = side_name(&"a".repeat(63), "restore");
-        assert_eq!(long.len(), 63);
-        assert!(check_db_name(&long).is_ok());
-        assert_ne!(side_name("acme", "old"), side_name("acme", "old"));
-    }
+async fn database_size(admin: &mut PgConnection, db: &str) -> Result<u64> {
+    let size: i64 = sqlx::query_scalar(
+        "SELECT pg_catalog.pg_database_size(oid) FROM pg_catalog.pg_database WHERE datname = $1",
+    )
+    .bind(db)
+    .fetch_one(admin)
+    .await?;
+    Ok(size.max(0) as u64)
 }

@@ -80,6 +80,37 @@ impl OdooServer {
         Ok(self.options()?.database(db).connect().await?)
     }
 
+    /// A connection as the platform's user to database `db`, which a customer
+    /// may have filled, for the platform's own DDL there (REASSIGN, DROP OWNED,
+    /// GRANT) and catalog reads. `search_path` is only `pg_catalog`, set at
+    /// start-up (which beats any `ALTER DATABASE ... SET` inside), so no name
+    /// can resolve to a customer's object.
+    pub(crate) async fn connect_db_for_ddl(&self, db: &str) -> Result<PgConnection> {
+        check_db_name(db)?;
+        Ok(self
+            .options()?
+            .database(db)
+            .options([("search_path", "pg_catalog")])
+            .connect()
+            .await?)
+    }
+
+    /// Connection options for role `user` with `password` on database `db`:
+    /// host, port and TLS of `pg_url`, nothing of its user or password.
+    pub(crate) fn options_as(
+        &self,
+        user: &str,
+        password: &str,
+        db: &str,
+    ) -> Result<PgConnectOptions> {
+        check_db_name(db)?;
+        Ok(self
+            .options()?
+            .username(user)
+            .password(password)
+            .database(db))
+    }
+
     /// Where database `db` keeps its files: `<filestore_root>/<db>`.
     pub fn filestore_dir(&self, db: &str) -> Result<PathBuf> {
         check_db_name(db)?;
@@ -114,6 +145,17 @@ impl OdooServer {
             }
         }
         Ok(env)
+    }
+
+    /// `PGHOST`, `PGPORT` and `PGSSLMODE` of `pg_url`: where the cluster is,
+    /// without whom to connect as.
+    pub(crate) fn libpq_location(&self) -> Result<Vec<(&'static str, String)>> {
+        // Any valid name will do: only the location entries are kept.
+        Ok(self
+            .libpq_env("postgres")?
+            .into_iter()
+            .filter(|(key, _)| matches!(*key, "PGHOST" | "PGPORT" | "PGSSLMODE"))
+            .collect())
     }
 
     pub(crate) fn staging_path(&self, kind: &str, db: &str) -> PathBuf {

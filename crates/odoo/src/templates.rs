@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use sqlx::Row as _;
+use sqlx::{PgConnection, Row as _};
 
 use crate::error::{OdooError, Result};
+use crate::guest::read_as_guest;
 use crate::server::OdooServer;
 use crate::template_meta::TemplateMeta;
 
@@ -92,16 +93,28 @@ pub async fn list_templates(server: &OdooServer) -> Result<Vec<TemplateInfo>> {
     Ok(templates)
 }
 
-/// Installed modules of database `db` with their versions, sorted by name; empty when
-/// the database has no `ir_module_module` table (not an Odoo database yet).
+/// Installed modules of tenant database `db` with their versions, sorted by
+/// name; empty when it has no `ir_module_module` table. The table may be
+/// whatever a customer's restored dump made it (a view calling their own
+/// function), so a guest that may read only it does the reading.
 pub(crate) async fn installed_modules_with_versions(
     server: &OdooServer,
     db: &str,
 ) -> Result<Vec<(String, String)>> {
-    let mut conn = server.connect_db(db).await?;
+    read_as_guest(
+        server,
+        db,
+        &["ir_module_module"],
+        "listing installed modules",
+        async |conn| modules_with_versions(conn).await,
+    )
+    .await
+}
+
+async fn modules_with_versions(conn: &mut PgConnection) -> Result<Vec<(String, String)>> {
     let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('public.ir_module_module') IS NOT NULL")
-            .fetch_one(&mut conn)
+        sqlx::query_scalar("SELECT pg_catalog.to_regclass('public.ir_module_module') IS NOT NULL")
+            .fetch_one(&mut *conn)
             .await?;
     if !exists {
         return Ok(Vec::new());
@@ -110,7 +123,7 @@ pub(crate) async fn installed_modules_with_versions(
         "SELECT name::text, latest_version::text FROM ir_module_module \
          WHERE state = 'installed' ORDER BY name",
     )
-    .fetch_all(&mut conn)
+    .fetch_all(&mut *conn)
     .await?;
     Ok(rows
         .into_iter()

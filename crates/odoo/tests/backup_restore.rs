@@ -5,14 +5,23 @@ mod common;
 use std::io::Write as _;
 use std::path::Path;
 
-use common::{World, fast_hash, table_fingerprints};
+use common::{World, config_params, fast_hash, restorable_state, table_fingerprints};
 use saas_odoo::{
-    BackupStore, OdooError, ProvisionOptions, backup_tenant, provision, restore_tenant,
-    restore_tenant_from_file,
+    BackupStore, OdooError, ProvisionOptions, RestoreOptions, backup_tenant, provision,
+    restore_tenant, restore_tenant_from_file,
 };
 use sha2::{Digest as _, Sha256};
 use sqlx::Connection as _;
+use url::Url;
 use zip::write::SimpleFileOptions;
+
+/// Restore options for tenant database `db` as the world provisions it.
+fn options_for(world: &World, db: &str) -> anyhow::Result<RestoreOptions> {
+    Ok(RestoreOptions::new(
+        world.tenant_id(db),
+        Url::parse(&format!("https://{db}.saas.test"))?,
+    ))
+}
 
 async fn provisioned(world: &World, name: &str) -> anyhow::Result<String> {
     let db = world.db(name);
@@ -59,7 +68,8 @@ async fn backup_then_restore_gives_back_the_same_tenant() -> anyhow::Result<()> 
             .execute(&mut conn)
             .await?;
     }
-    let before = table_fingerprints(&world, &db).await?;
+    let before = restorable_state(&world, &db).await?;
+    let params_before = config_params(&world, &db).await?;
     let files_before = world.filestore_hashes(&db)?;
     assert_eq!(files_before.len(), 7);
 
@@ -121,15 +131,29 @@ async fn backup_then_restore_gives_back_the_same_tenant() -> anyhow::Result<()> 
         b"x",
     )?;
     let mut odoo_session = world.connect(&db).await?;
-    assert_ne!(table_fingerprints(&world, &db).await?, before);
+    assert_ne!(restorable_state(&world, &db).await?, before);
 
-    let report = restore_tenant(&world.server, &db, &store, &key).await?;
+    let options = options_for(&world, &db)?;
+    let report = restore_tenant(&world.server, &db, &store, &key, &options).await?;
     assert!(report.replaced_existing);
     assert_eq!(report.filestore_files, 7);
     assert_eq!(
-        table_fingerprints(&world, &db).await?,
+        restorable_state(&world, &db).await?,
         before,
-        "tables identical"
+        "tables identical but for the tenant's identity"
+    );
+    let params = config_params(&world, &db).await?;
+    assert_eq!(
+        params.get("web.base.url"),
+        params_before.get("web.base.url")
+    );
+    assert_eq!(
+        params.get("database.uuid"),
+        Some(&options.tenant_id.to_string())
+    );
+    assert_ne!(
+        params.get("database.secret"),
+        params_before.get("database.secret")
     );
     assert_eq!(
         world.filestore_hashes(&db)?,
@@ -245,15 +269,16 @@ async fn restores_an_odoo_manager_zip_as_a_new_tenant() -> anyhow::Result<()> {
     odoo_style_zip(&path, &entries)?;
 
     let db = world.db("imported");
-    let report = restore_tenant_from_file(&world.server, &db, &path).await?;
+    let report =
+        restore_tenant_from_file(&world.server, &db, &path, &options_for(&world, &db)?).await?;
     assert!(!report.replaced_existing);
     assert_eq!(
         report.manifest.as_ref().map(|m| m["version"].clone()),
         Some("18.0".into())
     );
     assert_eq!(
-        table_fingerprints(&world, &db).await?,
-        table_fingerprints(&world, &source).await?
+        restorable_state(&world, &db).await?,
+        restorable_state(&world, &source).await?
     );
     assert_eq!(world.filestore_hashes(&db)?, files);
     let owner: String = sqlx::query_scalar(
@@ -345,7 +370,8 @@ async fn broken_archives_fail_clearly_and_leave_the_tenant_untouched() -> anyhow
         (&corrupt, ""),
     ];
     for (path, reason) in cases {
-        let result = restore_tenant_from_file(&world.server, &db, path).await;
+        let result =
+            restore_tenant_from_file(&world.server, &db, path, &options_for(&world, &db)?).await;
         let err = match result {
             Err(e) => e,
             Ok(r) => anyhow::bail!("{}: restore should fail, got {r:?}", path.display()),
@@ -356,7 +382,7 @@ async fn broken_archives_fail_clearly_and_leave_the_tenant_untouched() -> anyhow
             matches!(
                 err,
                 OdooError::InvalidArchive(_)
-                    | OdooError::ToolFailed { .. }
+                    | OdooError::DumpFailed { .. }
                     | OdooError::VerificationFailed(_)
             ),
             "{}: {err:?}",
@@ -389,7 +415,14 @@ async fn broken_archives_fail_clearly_and_leave_the_tenant_untouched() -> anyhow
 
     // A backup that is not there is a storage error, and nothing changed.
     assert!(matches!(
-        restore_tenant(&world.server, &db, &store, "missing.zip").await,
+        restore_tenant(
+            &world.server,
+            &db,
+            &store,
+            "missing.zip",
+            &options_for(&world, &db)?
+        )
+        .await,
         Err(OdooError::Storage(_))
     ));
     assert_eq!(world.databases().await?, vec![db.clone()]);
@@ -419,7 +452,7 @@ async fn a_restore_interrupted_mid_swap_is_repaired_by_the_next_one() -> anyhow:
     let broken = world.dir.path().join("broken.zip");
     std::fs::write(&broken, b"PK\x03\x04 broken")?;
     assert!(matches!(
-        restore_tenant_from_file(&world.server, &db, &broken).await,
+        restore_tenant_from_file(&world.server, &db, &broken, &options_for(&world, &db)?).await,
         Err(OdooError::InvalidArchive(_))
     ));
     assert_eq!(world.databases().await?, vec![db.clone()]);

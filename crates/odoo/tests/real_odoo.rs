@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use saas_odoo::{
     AdminPassword, BackupStore, OdooServer, ProbeOptions, ProvisionOptions, ProvisionSpec,
-    backup_key, backup_tenant, delete_tenant, provision, restore_tenant,
+    RestoreOptions, backup_key, backup_tenant, delete_tenant, provision, restore_tenant,
 };
 use secrecy::SecretString;
 use url::Url;
@@ -92,14 +92,20 @@ impl RealOdoo {
         format!("{db}@customer.test")
     }
 
-    /// Provisions a new tenant (waiting for Odoo to serve it); returns its database.
-    async fn provision(&self) -> anyhow::Result<String> {
+    fn base_url(&self, db: &str) -> anyhow::Result<Url> {
+        Ok(Url::parse(&format!("https://{}", self.host(db)))?)
+    }
+
+    /// Provisions a new tenant (waiting for Odoo to serve it); returns its
+    /// database and tenant id.
+    async fn provision(&self) -> anyhow::Result<(String, uuid::Uuid)> {
         let db = format!("t_odoo_{}", saas_testkit::unique_suffix());
+        let tenant = uuid::Uuid::new_v4();
         let spec = ProvisionSpec {
-            tenant_id: uuid::Uuid::new_v4(),
+            tenant_id: tenant,
             db_name: db.clone(),
             template: self.template.clone(),
-            base_url: Url::parse(&format!("https://{}", self.host(&db)))?,
+            base_url: self.base_url(&db)?,
             company_name: "Real Odoo Test Co".into(),
             admin_login: Self::login(&db),
             admin_password: AdminPassword::Plain(SecretString::from(PASSWORD)),
@@ -112,7 +118,7 @@ impl RealOdoo {
             ..ProvisionOptions::default()
         };
         provision(&self.server, &spec, &options).await?;
-        Ok(db)
+        Ok((db, tenant))
     }
 
     /// `common.authenticate` for `db` sent through `via`'s hostname.
@@ -132,7 +138,7 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
     let Some(real) = RealOdoo::from_env()? else {
         return Ok(());
     };
-    let db = real.provision().await?;
+    let (db, tenant) = real.provision().await?;
     let login = RealOdoo::login(&db);
     let server = &real.server;
     let outcome = async {
@@ -148,7 +154,8 @@ async fn provision_backup_restore_against_real_odoo() -> anyhow::Result<()> {
         let store = BackupStore::from_url(&format!("file://{}", backups.path().display()))?;
         let key = backup_key(&db);
         backup_tenant(server, &db, &store, &key).await?;
-        restore_tenant(server, &db, &store, &key).await?;
+        let restore = RestoreOptions::new(tenant, real.base_url(&db)?);
+        restore_tenant(server, &db, &store, &key, &restore).await?;
         let uid = real.authenticate(&db, &db, &login, PASSWORD).await?;
         anyhow::ensure!(
             uid == serde_json::json!(2),
@@ -168,7 +175,7 @@ async fn rpc_cannot_reach_templates_or_suspended_tenants() -> anyhow::Result<()>
     let Some(real) = RealOdoo::from_env()? else {
         return Ok(());
     };
-    let (a, b) = (real.provision().await?, real.provision().await?);
+    let (a, b) = (real.provision().await?.0, real.provision().await?.0);
     let server = &real.server;
     let outcome = async {
         for (login, password) in [("admin", "admin"), ("__system__", "admin")] {

@@ -373,7 +373,20 @@ async fn restore(
             .await?;
     let key =
         key.ok_or_else(|| HandlerError::permanent("the backup does not exist for this tenant"))?;
-    saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key)
+    let base_url = saas_odoo::tenant_base_url(
+        &inner.public_scheme,
+        &placement.subdomain,
+        &inner.base_domain,
+    )
+    .map_err(odoo_error)?;
+    let mut options = saas_odoo::RestoreOptions::new(placement.tenant_id, base_url)
+        .with_plan_storage_mb(u64::try_from(placement.max_storage_mb).unwrap_or(0));
+    let cap = inner.settings.restore_max_bytes;
+    if cap < options.max_bytes {
+        options.max_bytes = cap;
+        options.limit_label = format!("the platform's restore limit ({} MB)", cap >> 20);
+    }
+    saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key, &options)
         .await
         .map_err(odoo_error)?;
     // The restored database is a new one: it gets the tenant's access again

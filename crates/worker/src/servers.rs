@@ -61,6 +61,8 @@ pub struct TenantPlacement {
     pub db_name: String,
     pub template: String,
     pub max_backups: i32,
+    /// The plan's storage: what a restore may write.
+    pub max_storage_mb: i32,
     pub server: Option<ServerRow>,
 }
 
@@ -74,14 +76,14 @@ impl TenantPlacement {
 }
 
 pub async fn placement(pool: &PgPool, tenant_id: Uuid) -> Result<TenantPlacement, HandlerError> {
-    let row: Option<(String, String, String, i32, Option<Uuid>)> = sqlx::query_as(
-        "SELECT t.subdomain, t.db_name, p.template, p.max_backups, t.server_id
+    let row: Option<(String, String, String, i32, i32, Option<Uuid>)> = sqlx::query_as(
+        "SELECT t.subdomain, t.db_name, p.template, p.max_backups, p.max_storage_mb, t.server_id
          FROM tenants t JOIN plans p ON p.id = t.plan_id WHERE t.id = $1",
     )
     .bind(tenant_id)
     .fetch_optional(pool)
     .await?;
-    let (subdomain, db_name, template, max_backups, server_id) =
+    let (subdomain, db_name, template, max_backups, max_storage_mb, server_id) =
         row.ok_or_else(|| HandlerError::permanent("the tenant no longer exists"))?;
     let server = match server_id {
         Some(id) => {
@@ -100,6 +102,7 @@ pub async fn placement(pool: &PgPool, tenant_id: Uuid) -> Result<TenantPlacement
         db_name,
         template,
         max_backups,
+        max_storage_mb,
         server,
     })
 }

@@ -16,9 +16,10 @@ use sqlx::{Connection as _, PgConnection};
 use url::Url;
 use uuid::Uuid;
 
+pub mod archives;
 pub mod fake_odoo;
 
-pub use saas_testkit::odoo::{ROLE, admin_exec, ensure_role, seal_template};
+pub use saas_testkit::odoo::{ROLE, admin_exec, ensure_role, fixture_path, seal_template};
 
 pub struct World {
     pub suffix: String,
@@ -210,7 +211,15 @@ pub async fn table_fingerprints(
     world: &World,
     db: &str,
 ) -> anyhow::Result<BTreeMap<String, (i64, String)>> {
-    let mut conn = world.connect(db).await?;
+    fingerprints_on(&mut world.connect(db).await?).await
+}
+
+/// [`table_fingerprints`] on a connection of the caller's choosing (a
+/// database a hostile dump filled must not be read by a superuser: its views
+/// and policies would run their functions with the superuser's rights).
+pub async fn fingerprints_on(
+    conn: &mut PgConnection,
+) -> anyhow::Result<BTreeMap<String, (i64, String)>> {
     let mut out = BTreeMap::new();
     for table in [
         "res_users",
@@ -223,9 +232,85 @@ pub async fn table_fingerprints(
         let row: (i64, Option<String>) = sqlx::query_as(&format!(
             "SELECT count(*), md5(string_agg(t::text, '|' ORDER BY t.id)) FROM {table} t"
         ))
-        .fetch_one(&mut conn)
+        .fetch_one(&mut *conn)
         .await?;
         out.insert(table.to_owned(), (row.0, row.1.unwrap_or_default()));
     }
     Ok(out)
+}
+
+/// `ir_config_parameter` keys a restore sets to the tenant's own values.
+pub const IDENTITY_KEYS: [&str; 4] = [
+    "web.base.url",
+    "database.secret",
+    "database.uuid",
+    "saas.provisioned",
+];
+
+/// `ir_config_parameter` of database `db`: key -> value.
+pub async fn config_params(world: &World, db: &str) -> anyhow::Result<BTreeMap<String, String>> {
+    config_params_on(&mut world.connect(db).await?).await
+}
+
+/// [`config_params`] on a connection of the caller's choosing.
+pub async fn config_params_on(conn: &mut PgConnection) -> anyhow::Result<BTreeMap<String, String>> {
+    let rows: Vec<(String, String)> =
+        sqlx::query_as("SELECT key::text, value::text FROM ir_config_parameter")
+            .fetch_all(conn)
+            .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// [`table_fingerprints`] without `ir_config_parameter`, plus the parameters
+/// a restore keeps (all but [`IDENTITY_KEYS`]): what a restore must give back
+/// unchanged.
+pub async fn restorable_state(
+    world: &World,
+    db: &str,
+) -> anyhow::Result<(BTreeMap<String, (i64, String)>, BTreeMap<String, String>)> {
+    let mut tables = table_fingerprints(world, db).await?;
+    tables.remove("ir_config_parameter");
+    let mut params = config_params(world, db).await?;
+    params.retain(|key, _| !IDENTITY_KEYS.contains(&key.as_str()));
+    Ok((tables, params))
+}
+
+/// Guest roles made for this world's databases (their comment names the
+/// database) that still exist.
+pub async fn guests_of(world: &World) -> anyhow::Result<Vec<String>> {
+    let mut admin = PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    Ok(sqlx::query_scalar(
+        "SELECT rolname::text FROM pg_roles WHERE rolname LIKE 'saas\\_guest\\_%' \
+         AND strpos(coalesce(shobj_description(oid, 'pg_authid'), ''), $1) > 0",
+    )
+    .bind(&world.suffix)
+    .fetch_all(&mut admin)
+    .await?)
+}
+
+/// Files and directories whose name starts with a dot in the filestore root
+/// (staging directories and downloads).
+pub fn staging_leftovers(world: &World) -> anyhow::Result<Vec<String>> {
+    let root = &world.server.filestore_root;
+    if !root.exists() {
+        return Ok(Vec::new());
+    }
+    Ok(std::fs::read_dir(root)?
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect())
+}
+
+/// Provisions tenant `name` of the world (probe skipped) with 4 attachments.
+pub async fn provisioned(world: &World, name: &str) -> anyhow::Result<String> {
+    let db = world.db(name);
+    let spec = world.spec(&db, &format!("{name}@example.test"), fast_hash("pw"))?;
+    let options = saas_odoo::ProvisionOptions {
+        probe: None,
+        ..saas_odoo::ProvisionOptions::default()
+    };
+    saas_odoo::provision(&world.server, &spec, &options).await?;
+    world.add_attachments(&db, 4).await?;
+    Ok(db)
 }

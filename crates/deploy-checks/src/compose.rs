@@ -42,7 +42,10 @@ pub fn published(file: &'static str) -> Vec<Published> {
     let env = env_example();
     let mut found = Vec::new();
     for (service, definition) in services(file) {
-        let service = service.as_str().expect("service names are strings").to_owned();
+        let service = service
+            .as_str()
+            .expect("service names are strings")
+            .to_owned();
         for port in definition["ports"].as_sequence().into_iter().flatten() {
             let spec = port
                 .as_str()

@@ -88,8 +88,11 @@ fn podman_compose_refuses_to_run_without_a_variable() {
         .collect();
     let env_file = scratch.write("env", &without_password);
     let (ok, output) = tools::run(
-        compose::podman_compose(&podman_compose, &scratch, &env_file, "exit 1")
-            .args(["-f", "compose.yml", "config"]),
+        compose::podman_compose(&podman_compose, &scratch, &env_file, "exit 1").args([
+            "-f",
+            "compose.yml",
+            "config",
+        ]),
     );
     assert!(
         !ok && output.contains("POSTGRES_PASSWORD"),
@@ -194,7 +197,10 @@ fn host_binaries_use_the_local_postgresql_and_redis_like_scripts_dev() {
     let env = compose::env_example();
     let dev = read_repo_file("scripts/dev");
     for (key, local) in [
-        ("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/odoo_saas_platform"),
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/odoo_saas_platform",
+        ),
         ("REDIS_URL", "redis://127.0.0.1:6379/0"),
     ] {
         assert_eq!(env[key], local, ".env.example: {key}");

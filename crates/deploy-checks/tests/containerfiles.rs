@@ -9,7 +9,9 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
-use saas_deploy_checks::{compose, read_repo_file, read_yaml, repo_root, scratch::ScratchDir, tools};
+use saas_deploy_checks::{
+    compose, read_repo_file, read_yaml, repo_root, scratch::ScratchDir, tools,
+};
 
 const SERVICES: [(&str, u16); 3] = [("admin", 5000), ("portal", 5001), ("worker", 5002)];
 
@@ -39,12 +41,17 @@ fn hadolint_accepts_the_containerfile() {
     let Some(hadolint) = tools::require("hadolint") else {
         return;
     };
-    tools::run_ok(
-        Command::new(&hadolint)
-            .current_dir(repo_root())
-            .args(["--no-color", "--failure-threshold", "info", "Containerfile"]),
-    );
-    for old in ["Containerfile.admin", "Containerfile.portal", "Containerfile.worker"] {
+    tools::run_ok(Command::new(&hadolint).current_dir(repo_root()).args([
+        "--no-color",
+        "--failure-threshold",
+        "info",
+        "Containerfile",
+    ]));
+    for old in [
+        "Containerfile.admin",
+        "Containerfile.portal",
+        "Containerfile.worker",
+    ] {
         assert!(
             !repo_root().join(old).exists(),
             "{old} is back: one Containerfile builds all three images"
@@ -87,7 +94,9 @@ fn runtime_targets_copy_their_binary_run_unprivileged_and_leave_health_to_compos
     let stages = stages();
     let file = read_repo_file("Containerfile");
     assert!(
-        !file.lines().any(|l| l.trim_start().starts_with("HEALTHCHECK")),
+        !file
+            .lines()
+            .any(|l| l.trim_start().starts_with("HEALTHCHECK")),
         "podman drops HEALTHCHECK from OCI images; compose.yml's health checks count"
     );
     assert!(stages["runtime"].starts_with("FROM ${RUNTIME_IMAGE} AS runtime"));

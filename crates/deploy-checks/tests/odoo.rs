@@ -34,8 +34,9 @@ fn odoo_conf_uses_only_odoo_18_options_with_values_odoo_parses() {
     let mut seen = std::collections::BTreeSet::new();
     for (key, value) in &options {
         assert!(seen.insert(key.clone()), "odoo.conf: {key} is set twice");
-        let kind = odoo::config_option(key)
-            .unwrap_or_else(|| panic!("odoo.conf: Odoo 18 has no option {key:?} (it would be ignored)"));
+        let kind = odoo::config_option(key).unwrap_or_else(|| {
+            panic!("odoo.conf: Odoo 18 has no option {key:?} (it would be ignored)")
+        });
         assert!(
             odoo::accepts(kind, value),
             "odoo.conf: {key} = {value:?} is not a {kind:?}"
@@ -74,7 +75,11 @@ fn the_scripts_use_only_odoo_18_flags_and_options() {
         .nth(1)
         .and_then(|rest| rest.split(" = ").next())
         .expect("odoo-entrypoint.sh appends `name = value`");
-    assert_eq!(odoo::config_option(appended), Some(Kind::Text), "{appended}");
+    assert_eq!(
+        odoo::config_option(appended),
+        Some(Kind::Text),
+        "{appended}"
+    );
 }
 
 #[test]
@@ -88,7 +93,10 @@ fn odoo_conf_agrees_with_compose_nginx_and_the_env_file() {
     );
     let soft: u64 = option("limit_memory_soft").parse().unwrap();
     let hard: u64 = option("limit_memory_hard").parse().unwrap();
-    assert!(soft < hard, "limit_memory_soft must stay below limit_memory_hard");
+    assert!(
+        soft < hard,
+        "limit_memory_soft must stay below limit_memory_hard"
+    );
 
     let http_port = option("http_port");
     let gevent_port = option("gevent_port");

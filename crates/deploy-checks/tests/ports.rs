@@ -24,7 +24,10 @@ const ENTRANCES: [&str; 7] = [
 const INTERNAL: [&str; 5] = ["postgres", "redis", "odoo", "odoo-templates", "worker"];
 
 fn all_published() -> Vec<Published> {
-    compose::FILES.into_iter().flat_map(compose::published).collect()
+    compose::FILES
+        .into_iter()
+        .flat_map(compose::published)
+        .collect()
 }
 
 /// Ports in use on the host without compose, with who uses them.
@@ -33,7 +36,10 @@ fn host_side_ports() -> BTreeMap<u16, String> {
     let dev = read_repo_file("scripts/dev");
     // `${ADMIN_PORT:-5000}` and the defaults of its URLs.
     for (at, _) in dev.match_indices("_PORT:-") {
-        let digits: String = dev[at + 7..].chars().take_while(char::is_ascii_digit).collect();
+        let digits: String = dev[at + 7..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
         ports.insert(digits.parse().unwrap(), "scripts/dev (default)".to_owned());
     }
     let env = compose::env_example();

@@ -10,9 +10,7 @@ use saas_deploy_checks::{repo_root, tools};
 const DIRECTORIES: [&str; 5] = ["odoo", "nginx", "monitoring", "scripts", ".ci"];
 
 fn is_shell_script(path: &Path) -> bool {
-    let named = path
-        .extension()
-        .is_some_and(|e| e == "sh" || e == "envsh");
+    let named = path.extension().is_some_and(|e| e == "sh" || e == "envsh");
     let first_line = std::fs::read(path)
         .ok()
         .and_then(|bytes| {

@@ -35,6 +35,8 @@ pub const KNOWN_VARS: &[&str] = &[
     "WORKER_RETRY_BASE_MS",
     "RECONCILE_INTERVAL_MS",
     "ORPHAN_AFTER_SECS",
+    "WORKER_HEARTBEAT_SECS",
+    "WORKER_QUEUE_GIVE_UP_SECS",
     "ADMIN_BOOTSTRAP_EMAIL",
     "ADMIN_BOOTSTRAP_PASSWORD",
     "ALERT_WEBHOOK_TOKEN",
@@ -392,14 +394,23 @@ pub struct WorkerSettings {
     pub retry_base: Duration,
     /// How often the reconciler compares PostgreSQL with Redis.
     pub reconcile_interval: Duration,
-    /// A running operation whose heartbeat is older than this is presumed
-    /// abandoned by a dead worker and queued again.
+    /// How often a worker renews the leases of its running operations and
+    /// tells Redis it is alive.
+    pub heartbeat_every: Duration,
+    /// How long a lease (and a queue consumer's registration in Redis)
+    /// outlives its last renewal: an operation not renewed for this long is
+    /// taken over by another worker. It is the tolerance for a stalled
+    /// worker, so it must cover the longest pause of a loaded host.
     pub orphan_after: Duration,
+    /// How long the queue consumer may stay down (Redis unreachable, every
+    /// re-registration failing) before the process exits with status 1, so
+    /// that its supervisor restarts it.
+    pub queue_give_up: Duration,
 }
 
 impl WorkerSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
+        let settings = Self {
             concurrency: env.parse_or(
                 "WORKER_CONCURRENCY",
                 4,
@@ -409,8 +420,24 @@ impl WorkerSettings {
             shutdown_timeout: env.seconds("WORKER_SHUTDOWN_TIMEOUT", 30, 1..=3600)?,
             retry_base: env.millis("WORKER_RETRY_BASE_MS", 2000, 1..=600_000)?,
             reconcile_interval: env.millis("RECONCILE_INTERVAL_MS", 2000, 1..=600_000)?,
-            orphan_after: env.seconds("ORPHAN_AFTER_SECS", 20, 1..=3600)?,
-        })
+            heartbeat_every: env.seconds("WORKER_HEARTBEAT_SECS", 5, 1..=300)?,
+            orphan_after: env.seconds("ORPHAN_AFTER_SECS", 60, 1..=3600)?,
+            queue_give_up: env.seconds("WORKER_QUEUE_GIVE_UP_SECS", 300, 5..=86_400)?,
+        };
+        // Fewer than three renewals per lease would let one slow renewal
+        // (a busy PostgreSQL, a paused host) cost an operation its lease.
+        let least = settings.heartbeat_every * 3;
+        if settings.orphan_after < least {
+            return Err(ConfigError {
+                var: "ORPHAN_AFTER_SECS",
+                expected: format!(
+                    "at least three WORKER_HEARTBEAT_SECS ({} s)",
+                    least.as_secs()
+                ),
+                got: Some(settings.orphan_after.as_secs().to_string()),
+            });
+        }
+        Ok(settings)
     }
 }
 
@@ -738,7 +765,7 @@ mod tests {
             err.to_string(),
             r#"config error: WORKER_RETRY_BASE_MS: expected a whole number of milliseconds from 1 to 600000, got "0""#
         );
-        let env = Env::from_pairs([("ORPHAN_AFTER_SECS", "7")]);
+        let env = Env::from_pairs([("ORPHAN_AFTER_SECS", "7"), ("WORKER_HEARTBEAT_SECS", "2")]);
         assert_eq!(
             WorkerSettings::from_env(&env)?.orphan_after,
             Duration::from_secs(7)
@@ -750,6 +777,22 @@ mod tests {
         assert!(
             err.to_string()
                 .contains("a whole number of seconds from 0 to 3600")
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn stall_tolerance_defaults_survive_a_30_s_pause_and_need_three_beats()
+    -> Result<(), ConfigError> {
+        let defaults = WorkerSettings::from_env(&Env::default())?;
+        assert!(defaults.orphan_after >= Duration::from_secs(30) + defaults.heartbeat_every * 2);
+        let env = Env::from_pairs([("WORKER_HEARTBEAT_SECS", "5"), ("ORPHAN_AFTER_SECS", "14")]);
+        let Err(err) = WorkerSettings::from_env(&env) else {
+            panic!("accepted a lease shorter than three heartbeats");
+        };
+        assert_eq!(
+            err.to_string(),
+            r#"config error: ORPHAN_AFTER_SECS: expected at least three WORKER_HEARTBEAT_SECS (15 s), got "14""#
         );
         Ok(())
     }

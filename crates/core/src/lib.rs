@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod ops;
 pub mod outbox;
+pub mod readiness;
 pub mod run;
 pub mod service;
 pub mod shared_redis;

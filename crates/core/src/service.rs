@@ -18,6 +18,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::readiness::Components;
 use crate::startup::StartupError;
 use crate::telemetry::{HttpMetrics, Metrics, track_http};
 
@@ -32,6 +33,9 @@ pub struct Dependencies {
     pub db: PgPool,
     pub redis: redis::Client,
     pub metrics: Metrics,
+    /// Parts of the service that report their own readiness (the worker's
+    /// queue consumer); `/readyz` fails while one of them is down.
+    pub components: Components,
 }
 
 impl Dependencies {
@@ -45,13 +49,30 @@ impl Dependencies {
             }
         })?;
         let metrics = Metrics::new().map_err(|err| StartupError::Internal(err.to_string()))?;
-        Ok(Self { db, redis, metrics })
+        Ok(Self {
+            db,
+            redis,
+            metrics,
+            components: Components::default(),
+        })
     }
 
     /// Checks PostgreSQL and Redis, each bounded, and updates the gauges.
     pub async fn readiness(&self) -> Readiness {
-        let (postgres, redis) = tokio::join!(self.check_postgres(), self.check_redis());
-        let readiness = Readiness { postgres, redis };
+        let components = async {
+            let mut checked = Vec::new();
+            for component in self.components.all() {
+                checked.push((component.name(), component.check(CHECK_TIMEOUT).await));
+            }
+            checked
+        };
+        let (postgres, redis, components) =
+            tokio::join!(self.check_postgres(), self.check_redis(), components);
+        let readiness = Readiness {
+            postgres,
+            redis,
+            components,
+        };
         self.metrics
             .dependency_up
             .with_label_values(&["postgres"])
@@ -104,11 +125,19 @@ impl Dependencies {
 pub struct Readiness {
     pub postgres: Result<(), String>,
     pub redis: Result<(), String>,
+    /// The service's own components, by name.
+    pub components: Vec<(&'static str, Result<(), String>)>,
 }
 
 impl Readiness {
     pub fn is_ready(&self) -> bool {
-        self.postgres.is_ok() && self.redis.is_ok()
+        self.checks().all(|(_, check)| check.is_ok())
+    }
+
+    fn checks(&self) -> impl Iterator<Item = (&'static str, &Result<(), String>)> {
+        [("postgres", &self.postgres), ("redis", &self.redis)]
+            .into_iter()
+            .chain(self.components.iter().map(|(name, check)| (*name, check)))
     }
 }
 
@@ -118,10 +147,14 @@ impl IntoResponse for Readiness {
             Ok(()) => json!({ "ok": true }),
             Err(reason) => json!({ "ok": false, "error": reason }),
         };
-        let failed: Vec<&str> = [("postgres", &self.postgres), ("redis", &self.redis)]
-            .into_iter()
+        let failed: Vec<&str> = self
+            .checks()
             .filter(|(_, check)| check.is_err())
             .map(|(name, _)| name)
+            .collect();
+        let checks: serde_json::Map<String, serde_json::Value> = self
+            .checks()
+            .map(|(name, check)| (name.to_owned(), describe(check)))
             .collect();
         let status = if failed.is_empty() {
             StatusCode::OK
@@ -131,7 +164,7 @@ impl IntoResponse for Readiness {
         let body = json!({
             "status": if failed.is_empty() { "ready" } else { "unavailable" },
             "failed": failed,
-            "checks": { "postgres": describe(&self.postgres), "redis": describe(&self.redis) },
+            "checks": checks,
         });
         (status, axum::Json(body)).into_response()
     }

@@ -57,6 +57,11 @@ pub enum StartupError {
     Migrate(String),
     #[error("internal start-up failure: {0}")]
     Internal(String),
+    /// A running service found that it cannot continue (the worker's queue
+    /// consumer stayed down too long): it exits non-zero so that its
+    /// supervisor restarts it, rather than live on doing nothing.
+    #[error("stopped: {0}")]
+    Stopped(String),
 }
 
 impl StartupError {

@@ -104,3 +104,52 @@ async fn api_tokens_are_shown_once_stored_hashed_and_revocable() -> anyhow::Resu
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_busy_token_records_its_last_use_at_most_once_a_minute() -> anyhow::Result<()> {
+    let db = TestDb::new("token_use").await?;
+    let pool = db.pool().await?;
+    saas_core::db::MIGRATOR.run(&pool).await?;
+    let owner = Uuid::new_v4();
+    let mut conn = pool.acquire().await?;
+    let (token, secret) = tokens::create(&mut conn, tokens::Owner::Customer, owner, "ci").await?;
+    // The row version (xmin) changes with every UPDATE, even one writing
+    // the same value: it shows whether a request wrote the row at all.
+    let version = || async {
+        sqlx::query_as::<_, (String, Option<chrono::DateTime<chrono::Utc>>)>(
+            "SELECT xmin::text, last_used_at FROM api_tokens WHERE id = $1",
+        )
+        .bind(token.id)
+        .fetch_one(&pool)
+        .await
+    };
+
+    assert_eq!(
+        tokens::authenticate(&pool, tokens::Owner::Customer, &secret).await?,
+        Some(owner)
+    );
+    let first = version().await?;
+    assert!(first.1.is_some(), "first use not recorded");
+    for _ in 0..20 {
+        assert_eq!(
+            tokens::authenticate(&pool, tokens::Owner::Customer, &secret).await?,
+            Some(owner)
+        );
+    }
+    assert_eq!(
+        version().await?,
+        first,
+        "the row was written again within the minute"
+    );
+
+    // A minute later the next request records its use again.
+    sqlx::query("UPDATE api_tokens SET last_used_at = now() - interval '61 seconds' WHERE id = $1")
+        .bind(token.id)
+        .execute(&pool)
+        .await?;
+    let aged = version().await?.1;
+    tokens::authenticate(&pool, tokens::Owner::Customer, &secret).await?;
+    let renewed = version().await?.1;
+    assert!(renewed > aged, "{renewed:?} should be later than {aged:?}");
+    Ok(())
+}

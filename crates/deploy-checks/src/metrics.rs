@@ -31,6 +31,7 @@ pub const WORKER: &[&str] = &[
     "queue_depth",
     "operations_requeued_total",
     "workers_alive",
+    "queue_consumer_up",
     "tenants_backup_overdue",
     "last_successful_backup_timestamp_seconds",
 ];

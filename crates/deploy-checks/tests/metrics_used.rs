@@ -32,6 +32,7 @@ fn alerts_and_dashboards_use_only_exported_metrics() {
     );
     for required in [
         "queue_depth",
+        "queue_consumer_up",
         "tenants_backup_overdue",
         "http_request_duration_seconds_bucket",
         "service_ready",

@@ -20,6 +20,7 @@ pub mod restore;
 pub mod routing;
 pub mod server;
 pub mod store;
+pub mod store_sweep;
 mod template_meta;
 pub mod templates;
 

@@ -4,6 +4,8 @@
 //! - [`redis_prefix`] gives a unique key prefix (or use [`TestRedis`] for a whole
 //!   logical database number chosen per test).
 //! - [`free_port`] and [`ServiceProcess`] start a real binary on a free port.
+//! - [`PrivatePostgres`] and [`PrivateRedis`] are servers of one test's own,
+//!   to restart, pause and kill in fault tests.
 //!
 //! The server is found from `TEST_DATABASE_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_REDIS_URL`
@@ -11,9 +13,11 @@
 
 pub mod contract;
 pub mod odoo;
+pub mod private;
 mod process;
 pub mod webdriver;
 
+pub use private::{PrivatePostgres, PrivateRedis};
 pub use process::{ServiceProcess, free_port, wait_for_http};
 
 use rand::Rng;

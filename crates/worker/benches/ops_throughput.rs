@@ -14,11 +14,12 @@ use saas_core::ops::{self, Actor, Operation, OperationKind, OpsQueue};
 use saas_core::{Config, Service};
 use saas_testkit::{TestDb, free_port, redis_prefix};
 use worker::handlers::{HandlerError, Handlers};
+use worker::lease::Lease;
 
 struct Noop;
 
 impl Handlers for Noop {
-    fn run(&self, _: Operation) -> BoxFuture<'static, Result<(), HandlerError>> {
+    fn run(&self, _: Operation, _: Lease) -> BoxFuture<'static, Result<(), HandlerError>> {
         Box::pin(async { Ok(()) })
     }
 }

@@ -1,4 +1,5 @@
-//! The worker's background loops: heartbeat and reconciler.
+//! The worker's background loops: liveness in Redis, maintenance, and the
+//! reconciler. (Leases are renewed by [`crate::lease::renew_leases`].)
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,20 +11,18 @@ use saas_core::ops::workers::{self, WorkerInfo};
 use crate::engine::Engine;
 use crate::handlers::Handlers;
 
-/// How long a heartbeat key lives without being refreshed.
-pub const HEARTBEAT_TTL: Duration = Duration::from_secs(10);
-/// How often the worker refreshes its heartbeat.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(1);
-
-/// Publishes this worker's liveness in Redis and refreshes `heartbeat_at` of
-/// its running operations in PostgreSQL, until the task is aborted.
-pub async fn heartbeat<H: Handlers>(engine: Arc<Engine<H>>, hostname: String) {
+/// Publishes this worker's liveness in Redis (what admin lists and
+/// `workers_alive` counts) every heartbeat, until the task is aborted. The
+/// entry lives as long as a lease, so a stall shorter than that does not
+/// make the worker look dead.
+pub async fn beat<H: Handlers>(engine: Arc<Engine<H>>, hostname: String) {
     let started_at = Utc::now();
     let mut conn = engine.queue.connection();
-    let mut tick = tokio::time::interval(HEARTBEAT_EVERY);
+    let every = engine.settings.heartbeat_every;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let running = engine.running();
         let info = WorkerInfo {
             name: engine.name.clone(),
             hostname: hostname.clone(),
@@ -31,22 +30,22 @@ pub async fn heartbeat<H: Handlers>(engine: Arc<Engine<H>>, hostname: String) {
             started_at,
             heartbeat_at: Utc::now(),
             concurrency: engine.settings.concurrency,
-            running: running.clone(),
+            running: engine.running(),
         };
-        if let Err(err) =
-            workers::beat(&mut conn, engine.queue.prefix(), &info, HEARTBEAT_TTL).await
-        {
-            tracing::warn!(error = %err, "heartbeat to Redis failed");
+        let prefix = engine.queue.prefix();
+        let beat = workers::beat(&mut conn, prefix, &info, engine.settings.orphan_after);
+        match tokio::time::timeout(every, beat).await {
+            Ok(Ok(())) => {}
+            Ok(Err(err)) => tracing::warn!(error = %err, "heartbeat to Redis failed"),
+            Err(_) => tracing::warn!("heartbeat to Redis: no answer within {every:?}"),
         }
-        if let Err(err) = store::heartbeat(&engine.pool, &engine.name, &running).await {
-            tracing::warn!(error = %err, "heartbeat to PostgreSQL failed");
-        }
-        match workers::live(&mut conn, engine.queue.prefix()).await {
-            Ok(live) => engine
+        match tokio::time::timeout(every, workers::live(&mut conn, prefix)).await {
+            Ok(Ok(live)) => engine
                 .metrics
                 .workers_alive
                 .set(i64::try_from(live.len()).unwrap_or(i64::MAX)),
-            Err(err) => tracing::warn!(error = %err, "listing live workers failed"),
+            Ok(Err(err)) => tracing::warn!(error = %err, "listing live workers failed"),
+            Err(_) => tracing::warn!("listing live workers: no answer within {every:?}"),
         }
     }
 }
@@ -90,9 +89,11 @@ pub async fn maintain<H: Handlers>(engine: Arc<Engine<H>>) {
 }
 
 /// Compares PostgreSQL (the truth) with Redis (the transport) every
-/// `reconcile_interval`: operations whose worker stopped beating go back to
-/// the queue, and queued operations Redis does not hold are pushed again.
-/// Safe to run in every worker: a duplicate push is ignored at claim time.
+/// `reconcile_interval`: operations whose lease expired go back to the
+/// queue, and queued operations Redis does not hold are pushed again (all
+/// due ones after the queue consumer had to be restarted, since Redis may
+/// have lost its jobs and markers alike). Safe to run in every worker: a
+/// duplicate push is ignored at claim time.
 pub async fn reconcile<H: Handlers>(engine: Arc<Engine<H>>) {
     let mut tick = tokio::time::interval(engine.settings.reconcile_interval);
     loop {
@@ -107,7 +108,7 @@ pub async fn reconcile<H: Handlers>(engine: Arc<Engine<H>>) {
 pub async fn reconcile_once<H: Handlers>(engine: &Engine<H>) -> anyhow::Result<usize> {
     let recovered = store::recover_orphans(&engine.pool, engine.settings.orphan_after).await?;
     for id in &recovered.failed {
-        tracing::error!(operation = %id, "operation's worker died and no attempts remain: failed");
+        tracing::error!(operation = %id, "operation's lease expired (its worker died or stalled) and no attempts remain: failed");
         if let Some(operation) = store::get(&engine.pool, *id).await? {
             engine
                 .handlers
@@ -120,7 +121,7 @@ pub async fn reconcile_once<H: Handlers>(engine: &Engine<H>) -> anyhow::Result<u
     }
     let mut pushed = 0;
     for id in &recovered.requeued {
-        tracing::warn!(operation = %id, "operation's worker died: queued again");
+        tracing::warn!(operation = %id, "operation's lease expired (its worker died or stalled): queued again");
         engine.queue.push(*id).await?;
         engine
             .metrics
@@ -129,19 +130,38 @@ pub async fn reconcile_once<H: Handlers>(engine: &Engine<H>) -> anyhow::Result<u
             .inc();
         pushed += 1;
     }
-    let due = store::due(&engine.pool, 1000).await?;
-    for id in engine.queue.missing(&due).await? {
-        engine.queue.push(id).await?;
-        engine
-            .metrics
-            .requeued
-            .with_label_values(&["not_in_redis"])
-            .inc();
-        pushed += 1;
+    let resync = engine.take_resync();
+    match push_unpushed(engine, resync).await {
+        Ok(count) => pushed += count,
+        Err(err) => {
+            if resync {
+                engine.request_resync();
+            }
+            return Err(err);
+        }
     }
     engine
         .metrics
         .queue_depth
         .set(store::queue_depth(&engine.pool).await?);
     Ok(pushed)
+}
+
+/// Pushes the due operations Redis does not hold (all of them on `resync`).
+async fn push_unpushed<H: Handlers>(engine: &Engine<H>, resync: bool) -> anyhow::Result<usize> {
+    let due = store::due(&engine.pool, 1000).await?;
+    let unpushed = if resync {
+        due
+    } else {
+        engine.queue.missing(&due).await?
+    };
+    for id in &unpushed {
+        engine.queue.push(*id).await?;
+        engine
+            .metrics
+            .requeued
+            .with_label_values(&["not_in_redis"])
+            .inc();
+    }
+    Ok(unpushed.len())
 }

@@ -1,17 +1,30 @@
-//! Runs one operation: claim it in PostgreSQL, call its handler, record the
-//! outcome, and start the tenant's next queued operation.
+//! Runs one operation: claim it in PostgreSQL under a fresh lease, take the
+//! tenant's lock, call its handler (stopping it if the lease is lost),
+//! record the outcome, and start the tenant's next queued operation.
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use saas_core::config::WorkerSettings;
-use saas_core::ops::{Claim, FailureOutcome, OpsQueue, store};
+use saas_core::ops::{Claim, Operation, OpsQueue, store};
 use sqlx::PgPool;
+use tokio::sync::Semaphore;
 use uuid::Uuid;
 
 use crate::handlers::{HandlerError, Handlers};
+use crate::lease::{Lease, Leases, taken_over};
 use crate::metrics::WorkerMetrics;
+use crate::tenant_lock::{LockState, TenantLock, TenantLocks};
+
+/// How long an attempt waits for its tenant's lock (held by an earlier
+/// attempt that has not stopped yet) before it goes back to the queue.
+const TENANT_LOCK_WAIT: Duration = Duration::from_secs(20);
+/// When an attempt that found its tenant locked is due again.
+pub(crate) const BUSY_TENANT_RETRY: Duration = Duration::from_secs(2);
+/// How long a handler whose lease was lost may take to stop by itself
+/// before the engine drops it.
+const LOST_LEASE_GRACE: Duration = Duration::from_secs(3);
 
 /// Everything a worker process needs to run operations.
 pub struct Engine<H> {
@@ -21,7 +34,14 @@ pub struct Engine<H> {
     pub handlers: Arc<H>,
     pub settings: WorkerSettings,
     pub metrics: WorkerMetrics,
-    running: Mutex<HashSet<Uuid>>,
+    pub leases: Arc<Leases>,
+    locks: TenantLocks,
+    /// One permit per operation that may run at once, whichever queue
+    /// consumer (a restarted one included) fetched it.
+    slots: Arc<Semaphore>,
+    /// Set when Redis may have lost jobs: the reconciler then pushes every
+    /// due operation again, whatever Redis' markers say.
+    resync: AtomicBool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +59,8 @@ impl<H: Handlers> Engine<H> {
         settings: WorkerSettings,
         metrics: WorkerMetrics,
     ) -> Self {
+        let slots = settings.concurrency;
+        let locks = TenantLocks::new(&pool, u32::try_from(slots + 1).unwrap_or(u32::MAX));
         Self {
             pool,
             queue,
@@ -46,32 +68,63 @@ impl<H: Handlers> Engine<H> {
             handlers,
             settings,
             metrics,
-            running: Mutex::new(HashSet::new()),
+            leases: Arc::new(Leases::default()),
+            locks,
+            slots: Arc::new(Semaphore::new(slots)),
+            resync: AtomicBool::new(false),
         }
     }
 
     /// Ids of the operations this process runs right now.
     pub fn running(&self) -> Vec<Uuid> {
-        self.running
-            .lock()
-            .map(|set| set.iter().copied().collect())
-            .unwrap_or_default()
+        self.leases.ids()
     }
 
-    fn mark_running(&self, id: Uuid, running: bool) {
-        if let Ok(mut set) = self.running.lock() {
-            if running {
-                set.insert(id);
-            } else {
-                set.remove(&id);
+    pub fn locks(&self) -> &TenantLocks {
+        &self.locks
+    }
+
+    /// Asks the reconciler to push every due operation again.
+    pub fn request_resync(&self) {
+        self.resync.store(true, Ordering::SeqCst);
+    }
+
+    pub(crate) fn take_resync(&self) -> bool {
+        self.resync.swap(false, Ordering::SeqCst)
+    }
+
+    /// Runs operation `id` on a task of its own, holding one of the
+    /// process' slots: a queue consumer that dies meanwhile (Redis flushed
+    /// or restarted) does not take the running operation with it.
+    pub async fn spawn_process(self: &Arc<Self>, id: Uuid) {
+        let Ok(permit) = Arc::clone(&self.slots).acquire_owned().await else {
+            return;
+        };
+        let engine = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let _permit = permit;
+            if let Err(err) = engine.process(id).await {
+                tracing::error!(error = %err, operation = %id, "processing failed");
             }
+        });
+        if let Err(join) = task.await {
+            tracing::error!(error = %join, operation = %id, "processing stopped abnormally");
         }
+    }
+
+    /// Waits until no operation runs in this process, at most `timeout`.
+    pub async fn wait_idle(&self, timeout: Duration) -> bool {
+        let all = u32::try_from(self.settings.concurrency).unwrap_or(u32::MAX);
+        tokio::time::timeout(timeout, self.slots.acquire_many(all))
+            .await
+            .is_ok()
     }
 
     /// Handles one job from the queue.
     #[tracing::instrument(skip_all, fields(operation = %id, worker = %self.name))]
     pub async fn process(&self, id: Uuid) -> Result<(), EngineError> {
-        let claim = match store::claim(&self.pool, id, &self.name).await {
+        let token = Uuid::new_v4();
+        let claim = match store::claim(&self.pool, id, &self.name, token).await {
             Ok(claim) => claim,
             Err(err) => {
                 // Let the reconciler push it again once the database answers.
@@ -80,35 +133,22 @@ impl<H: Handlers> Engine<H> {
             }
         };
         let operation = match claim {
-            Claim::Claimed(operation) => operation,
+            Claim::Claimed(operation) => *operation,
             Claim::NotQueued => return Ok(()),
             Claim::NotDue(_) | Claim::TenantBusy => {
                 self.forget(id).await;
                 return Ok(());
             }
         };
-        let kind = operation.kind;
-        let tenant_id = operation.tenant_id;
-        tracing::info!(%kind, attempt = operation.attempts, "operation started");
-        self.mark_running(id, true);
-        let started = Instant::now();
-        let handler = self.handlers.run(operation.clone());
-        // A panicking handler fails its attempt instead of taking the worker down.
-        let result = match tokio::spawn(handler).await {
-            Ok(result) => result,
-            Err(join) => Err(
-                HandlerError::transient(format!("the handler panicked: {join}"))
-                    .telling_customer("an internal error; it is being retried"),
-            ),
-        };
-        self.metrics
-            .duration
-            .with_label_values(&[kind.as_str()])
-            .observe(started.elapsed().as_secs_f64());
-        let outcome = self.record(id, &operation, result).await;
-        self.mark_running(id, false);
-        outcome?;
-        if let Some(next) = store::next_for_tenant(&self.pool, tenant_id).await?
+        let lease = Lease::new(id, token, self.pool.clone());
+        self.leases.insert(lease.clone());
+        let finished = self.attempt(&operation, &lease).await;
+        self.leases.remove(id);
+        if !finished {
+            self.forget(id).await;
+            return Ok(());
+        }
+        if let Some(next) = store::next_for_tenant(&self.pool, operation.tenant_id).await?
             && let Err(err) = self.queue.push(next).await
         {
             tracing::warn!(error = %err, "could not push the tenant's next operation; the reconciler will");
@@ -116,75 +156,89 @@ impl<H: Handlers> Engine<H> {
         Ok(())
     }
 
-    async fn record(
-        &self,
-        id: Uuid,
-        operation: &saas_core::ops::Operation,
-        result: Result<(), HandlerError>,
-    ) -> Result<(), EngineError> {
-        let kind = operation.kind.as_str();
-        match result {
-            Ok(()) => {
-                if store::succeed(&self.pool, id, &self.name).await? {
-                    self.metrics
-                        .operations
-                        .with_label_values(&[kind, "succeeded"])
-                        .inc();
-                    tracing::info!(kind, "operation succeeded");
-                } else {
-                    tracing::warn!(
-                        kind,
-                        "operation finished after it was taken from this worker"
-                    );
+    /// One claimed attempt, under the tenant's lock; false when it went
+    /// back to the queue without running.
+    async fn attempt(&self, operation: &Operation, lease: &Lease) -> bool {
+        let kind = operation.kind;
+        let lock = match self
+            .locks
+            .acquire(operation.tenant_id, lease, TENANT_LOCK_WAIT)
+            .await
+        {
+            Ok(Some(lock)) => lock,
+            outcome => {
+                if let Err(err) = outcome {
+                    tracing::warn!(error = %err, "cannot take the tenant lock");
                 }
+                self.release(operation, lease).await;
+                return false;
             }
-            Err(err) => {
-                let outcome = store::fail_attempt(
-                    &self.pool,
-                    id,
-                    &self.name,
-                    store::AttemptError {
-                        detail: &err.message,
-                        customer: &err.customer,
-                        retryable: err.retryable,
-                    },
-                    self.settings.retry_base,
-                )
-                .await?;
-                match outcome {
-                    FailureOutcome::Retrying(run_after) => {
-                        self.metrics
-                            .operations
-                            .with_label_values(&[kind, "retried"])
-                            .inc();
-                        tracing::warn!(kind, error = %err, %run_after, "operation attempt failed; retrying");
-                        self.forget(id).await;
-                    }
-                    FailureOutcome::Failed => {
-                        self.metrics
-                            .operations
-                            .with_label_values(&[kind, "failed"])
-                            .inc();
-                        tracing::error!(kind, error = %err, "operation failed");
-                        self.handlers
-                            .failed(operation.clone(), err.message.clone())
-                            .await;
-                    }
-                    FailureOutcome::Lost => {
-                        tracing::warn!(
-                            kind,
-                            "operation failed after it was taken from this worker"
-                        );
+        };
+        tracing::info!(%kind, attempt = operation.attempts, "operation started");
+        let started = Instant::now();
+        let (result, lock) = self.run_handler(operation, lease, lock).await;
+        self.metrics
+            .duration
+            .with_label_values(&[kind.as_str()])
+            .observe(started.elapsed().as_secs_f64());
+        // Recorded before the lock goes, so the tenant's next attempt finds
+        // this one's outcome.
+        self.record_durably(operation, lease, result).await;
+        lock.release().await;
+        true
+    }
+
+    /// Runs the handler on a task of its own (a panic fails the attempt
+    /// instead of the worker), checking the tenant lock at every heartbeat;
+    /// when the lease is lost the handler gets [`LOST_LEASE_GRACE`] to stop,
+    /// then it is dropped. Returns the lock only once the handler is gone.
+    async fn run_handler(
+        &self,
+        operation: &Operation,
+        lease: &Lease,
+        mut lock: TenantLock,
+    ) -> (Result<(), HandlerError>, TenantLock) {
+        let mut task = tokio::spawn(self.handlers.run(operation.clone(), lease.clone()));
+        let mut check = tokio::time::interval(self.settings.heartbeat_every);
+        check.tick().await;
+        loop {
+            tokio::select! {
+                joined = &mut task => return (joined_result(joined), lock),
+                () = lease.lost() => break,
+                _ = check.tick() => {
+                    if lock.ensure(&self.locks).await == LockState::Lost && lease.mark_lost() {
+                        tracing::error!("the tenant lock was lost (PostgreSQL restarted and another attempt took it); stopping");
                     }
                 }
             }
         }
-        Ok(())
+        match tokio::time::timeout(LOST_LEASE_GRACE, &mut task).await {
+            Ok(joined) => (joined_result(joined), lock),
+            Err(_) => {
+                tracing::warn!(
+                    "the handler did not stop within {LOST_LEASE_GRACE:?} of losing its lease; dropping it"
+                );
+                task.abort();
+                let _ = task.await;
+                (Err(taken_over()), lock)
+            }
+        }
     }
 
-    async fn forget(&self, id: Uuid) {
+    pub(crate) async fn forget(&self, id: Uuid) {
         if let Err(err) = self.queue.forget(id).await {
             tracing::warn!(error = %err, operation = %id, "could not clear the pushed marker");
         }
     }
+}
+
+fn joined_result(
+    joined: Result<Result<(), HandlerError>, tokio::task::JoinError>,
+) -> Result<(), HandlerError> {
+    joined.unwrap_or_else(|join| {
+        Err(
+            HandlerError::transient(format!("the handler panicked: {join}"))
+                .telling_customer("an internal error; it is being retried"),
+        )
+    })
 }

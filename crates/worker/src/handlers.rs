@@ -5,6 +5,7 @@
 use futures::future::BoxFuture;
 use saas_core::ops::{Operation, OpsQueue};
 
+use crate::lease::Lease;
 use crate::metrics::WorkerMetrics;
 
 /// What periodic maintenance may use.
@@ -65,7 +66,20 @@ impl From<sqlx::Error> for HandlerError {
 
 /// Runs operations of every kind.
 pub trait Handlers: Send + Sync + 'static {
-    fn run(&self, operation: Operation) -> BoxFuture<'static, Result<(), HandlerError>>;
+    /// Runs one attempt of `operation`. `lease` is the attempt's: while it
+    /// runs, the engine holds the tenant's lock and renews the lease; once
+    /// the lease is lost (taken over by another worker after a stall) the
+    /// attempt must stop touching the tenant. A handler records results
+    /// (rows, state changes) in a transaction that first calls
+    /// [`Lease::guard`] (or [`Lease::complete`], which also marks the
+    /// operation succeeded in that transaction), so a taken-over attempt
+    /// commits nothing; [`Lease::lost`] resolves when it should give up,
+    /// otherwise the engine drops it a few seconds later.
+    fn run(
+        &self,
+        operation: Operation,
+        lease: Lease,
+    ) -> BoxFuture<'static, Result<(), HandlerError>>;
 
     /// Called once when an operation has failed for good (no attempts left
     /// or a permanent error), e.g. to mark a tenant whose provision failed.

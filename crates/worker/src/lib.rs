@@ -7,23 +7,28 @@
 //! it on port 0 with handlers of their own.
 
 pub mod background;
+pub mod consumer;
 pub mod engine;
 mod failed_provisions;
 pub mod handlers;
+pub mod lease;
 pub mod metrics;
+mod outcome;
 pub mod platform;
 pub mod schedule;
 pub mod servers;
+pub mod sweep;
+pub mod tenant_lock;
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use apalis::prelude::*;
 use axum::Router;
 use saas_core::config::WorkerSettings;
+use saas_core::ops::OpsQueue;
 use saas_core::ops::workers::{self, worker_name};
-use saas_core::ops::{OperationJob, OpsQueue};
+use saas_core::readiness::Component;
 use saas_core::run::{self, SchemaPolicy};
 use saas_core::{Config, StartupError};
 use tokio::net::TcpListener;
@@ -46,6 +51,8 @@ struct Parts<H> {
     settings: WorkerSettings,
     metrics: WorkerMetrics,
     handlers: Arc<H>,
+    /// The queue consumer's readiness, part of `/readyz`.
+    queue: Component,
 }
 
 /// Connects to PostgreSQL, waits until admin has migrated the schema, and
@@ -65,6 +72,7 @@ where
     let metrics = WorkerMetrics::register(&base.deps.metrics.registry)
         .map_err(|err| StartupError::Internal(err.to_string()))?;
     let router = base.router(Router::new());
+    let queue = base.deps.components.add("queue");
     let handlers = make_handlers(base.deps.db.clone()).await?;
     Ok(App {
         router,
@@ -75,6 +83,7 @@ where
             settings,
             metrics,
             handlers: Arc::new(handlers),
+            queue,
         },
     })
 }
@@ -82,7 +91,10 @@ where
 impl<H: Handlers> App<H> {
     /// Serves health and metrics and runs operations until `shutdown`
     /// resolves; then stops taking jobs, lets running operations finish for
-    /// up to `WORKER_SHUTDOWN_TIMEOUT`, and returns.
+    /// up to `WORKER_SHUTDOWN_TIMEOUT`, and returns. When the engine cannot
+    /// continue (its queue consumer stayed down for
+    /// `WORKER_QUEUE_GIVE_UP_SECS`), it stops serving and returns the
+    /// reason as an error, so that the process exits non-zero.
     pub async fn serve(
         self,
         listener: TcpListener,
@@ -96,11 +108,25 @@ impl<H: Handlers> App<H> {
         ));
         let grace = self.parts.settings.shutdown_timeout;
         let mut work = tokio::spawn(run_engine(self.parts, stop_rx));
-        shutdown.await;
+        tokio::pin!(shutdown);
+        let ended = tokio::select! {
+            () = &mut shutdown => None,
+            ended = &mut work => Some(ended),
+        };
         let _ = stop_tx.send(true);
+        if let Some(ended) = ended {
+            let reason = match ended {
+                Ok(Err(reason)) => reason,
+                Ok(Ok(())) => "the engine ended without being asked to".to_owned(),
+                Err(join) => format!("the engine stopped abnormally: {join}"),
+            };
+            tracing::error!(error = %reason, "the worker cannot continue; exiting");
+            let _ = http.await;
+            return Err(std::io::Error::other(reason));
+        }
         tracing::info!("shutdown requested: no new operations; waiting for running ones");
         match tokio::time::timeout(grace, &mut work).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(_)) => {}
             Ok(Err(join)) => tracing::error!(error = %join, "the engine stopped abnormally"),
             Err(_) => {
                 tracing::warn!(
@@ -119,7 +145,8 @@ impl<H: Handlers> App<H> {
 
 /// Prepares the platform handlers: registers the stack's default Odoo server
 /// when configured, records the templates found and writes the routing map
-/// once before taking jobs.
+/// once before taking jobs; starts sweeping the backup store of what
+/// interrupted backups left.
 pub async fn start_platform(
     config: &Config,
     data_plane: saas_core::config::DataPlaneSettings,
@@ -136,6 +163,14 @@ pub async fn start_platform(
     if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
         tracing::warn!(error = %err, "cannot write the routing map yet");
     }
+    let store = saas_odoo::BackupStore::from_url(&data_plane.backup_store_url)
+        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {err}")))?;
+    // Leftovers of backups a crash cut short go at start, then periodically.
+    tokio::spawn(sweep::sweep_periodically(
+        pool.clone(),
+        store,
+        data_plane.backup_store_url.clone(),
+    ));
     platform::PlatformHandlers::new(
         pool,
         data_plane,
@@ -149,59 +184,71 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     let _ = stop.wait_for(|stop| *stop).await;
 }
 
-async fn run_engine<H: Handlers>(parts: Parts<H>, stop: watch::Receiver<bool>) {
-    let Some(queue) = connect_queue(&parts, stop.clone()).await else {
-        return;
+/// Runs the engine until `stop` is set (then `Ok`), or until it cannot
+/// continue (then the reason).
+async fn run_engine<H: Handlers>(
+    parts: Parts<H>,
+    stop: watch::Receiver<bool>,
+) -> Result<(), String> {
+    let Some(queue) = connect_queue(&parts, stop.clone()).await? else {
+        return Ok(());
     };
-    let redis_client = parts.redis.clone();
     let hostname = hostname::get()
         .ok()
         .and_then(|h| h.into_string().ok())
         .unwrap_or_else(|| "worker".to_owned());
     let name = worker_name(&hostname);
     tracing::info!(worker = %name, concurrency = parts.settings.concurrency, "worker started");
+    let settings = parts.settings.clone();
     let engine = Arc::new(Engine::new(
-        parts.pool,
+        parts.pool.clone(),
         queue.clone(),
         name.clone(),
         parts.handlers,
-        parts.settings.clone(),
+        parts.settings,
         parts.metrics,
     ));
-    let heartbeat = tokio::spawn(background::heartbeat(Arc::clone(&engine), hostname));
-    let reconciler = tokio::spawn(background::reconcile(Arc::clone(&engine)));
-    let maintenance = tokio::spawn(background::maintain(Arc::clone(&engine)));
-    let worker = WorkerBuilder::new(name.as_str())
-        .backend(
-            queue
-                .storage(background::HEARTBEAT_EVERY)
-                .poll_with_stream(queue.wake_signals(redis_client)),
-        )
-        .data(Arc::clone(&engine))
-        .concurrency(parts.settings.concurrency)
-        .build(handle_job::<H>);
-    let result = worker
-        .run_until(async move {
-            stopped(stop).await;
-            Ok::<(), std::io::Error>(())
-        })
-        .await;
-    if let Err(err) = result {
-        tracing::error!(error = %err, "the queue consumer stopped");
+    let mut essential = tokio::task::JoinSet::new();
+    essential.spawn(lease::renew_leases(
+        Arc::clone(&engine.leases),
+        parts.pool,
+        settings.heartbeat_every,
+        settings.orphan_after,
+    ));
+    essential.spawn(background::beat(Arc::clone(&engine), hostname));
+    essential.spawn(background::reconcile(Arc::clone(&engine)));
+    essential.spawn(background::maintain(Arc::clone(&engine)));
+    let supervised = consumer::supervise(Arc::clone(&engine), parts.redis, parts.queue, stop);
+    let outcome = tokio::select! {
+        supervised = supervised => supervised.map_err(|gave_up| gave_up.to_string()),
+        // The loops never end; one that does (a panic) leaves the worker
+        // without leases or reconciler: better restarted than half alive.
+        ended = essential.join_next() => Err(format!("a background task ended: {ended:?}")),
+    };
+    // Whatever stopped the consumer, running operations finish first (their
+    // leases are still renewed meanwhile).
+    if !engine.wait_idle(settings.shutdown_timeout).await {
+        tracing::warn!(
+            "operations still running after WORKER_SHUTDOWN_TIMEOUT; the reconciler will run them again"
+        );
     }
-    reconciler.abort();
-    maintenance.abort();
-    heartbeat.abort();
+    essential.abort_all();
     let mut conn = queue.connection();
     if let Err(err) = workers::remove(&mut conn, queue.prefix(), &name).await {
         tracing::warn!(error = %err, "could not deregister the worker");
     }
     tracing::info!(worker = %name, "worker stopped");
+    outcome
 }
 
-/// Connects the queue, retrying every second until Redis answers or the
-/// worker is asked to stop.
-async fn connect_queue<H>(parts: &Parts<H>, mut stop: watch::Receiver<bool>) -> Option<OpsQueue> {
+/// Connects the queue, retrying every second until Redis answers (`None`
+/// when the worker is asked to stop first), at most
+/// `WORKER_QUEUE_GIVE_UP_SECS`.
+async fn connect_queue<H>(
+    parts: &Parts<H>,
+    mut stop: watch::Receiver<bool>,
+) -> Result<Option<OpsQueue>, String> {
+    let started = Instant::now();
     let mut warned = false;
     loop {
         let attempt = tokio::time::timeout(
@@ -210,33 +257,27 @@ async fn connect_queue<H>(parts: &Parts<H>, mut stop: watch::Receiver<bool>) -> 
         );
         let outcome = tokio::select! {
             outcome = attempt => outcome,
-            _ = stop.wait_for(|stop| *stop) => return None,
+            _ = stop.wait_for(|stop| *stop) => return Ok(None),
         };
-        match outcome {
-            Ok(Ok(queue)) => return Some(queue),
-            Ok(Err(err)) if !warned => {
-                tracing::warn!(error = %err, "Redis is not reachable (REDIS_URL); retrying every second");
-                warned = true;
-            }
-            Err(_) if !warned => {
-                tracing::warn!("Redis does not answer (REDIS_URL); retrying every second");
-                warned = true;
-            }
-            _ => {}
+        let reason = match outcome {
+            Ok(Ok(queue)) => return Ok(Some(queue)),
+            Ok(Err(err)) => format!("Redis is not reachable (REDIS_URL): {err}"),
+            Err(_) => "Redis does not answer (REDIS_URL)".to_owned(),
+        };
+        parts.queue.set_down(reason.clone());
+        if started.elapsed() >= parts.settings.queue_give_up {
+            return Err(format!(
+                "{reason}; gave up after {:?} (WORKER_QUEUE_GIVE_UP_SECS)",
+                started.elapsed()
+            ));
+        }
+        if !warned {
+            tracing::warn!(error = %reason, "retrying every second");
+            warned = true;
         }
         tokio::select! {
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
-            _ = stop.wait_for(|stop| *stop) => return None,
+            _ = stop.wait_for(|stop| *stop) => return Ok(None),
         }
     }
-}
-
-async fn handle_job<H: Handlers>(
-    job: OperationJob,
-    engine: Data<Arc<Engine<H>>>,
-) -> Result<(), BoxDynError> {
-    engine.process(job.operation_id).await.map_err(|err| {
-        tracing::error!(error = %err, operation = %job.operation_id, "processing failed");
-        Box::new(err) as BoxDynError
-    })
 }

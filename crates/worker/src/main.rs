@@ -27,6 +27,6 @@ fn main() -> ExitCode {
         tracing::info!(address = %format!("{}:{}", config.bind_addr, config.port), "listening");
         app.serve(listener, saas_core::service::shutdown_signal())
             .await
-            .map_err(|err| StartupError::Internal(err.to_string()))
+            .map_err(|err| StartupError::Stopped(err.to_string()))
     })
 }

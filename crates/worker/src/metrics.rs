@@ -9,6 +9,7 @@ pub struct WorkerMetrics {
     pub queue_depth: IntGauge,
     pub requeued: IntCounterVec,
     pub workers_alive: IntGauge,
+    pub queue_consumer_up: IntGauge,
     pub backup_overdue: IntGauge,
     pub last_backup: Gauge,
 }
@@ -41,6 +42,10 @@ impl WorkerMetrics {
             &["reason"],
         )?;
         let workers_alive = IntGauge::new("workers_alive", "Workers with a live heartbeat")?;
+        let queue_consumer_up = IntGauge::new(
+            "queue_consumer_up",
+            "1 while this worker's queue consumer is registered with Redis and taking jobs",
+        )?;
         let backup_overdue = IntGauge::new(
             "tenants_backup_overdue",
             "Active tenants whose newest successful backup is older than 26 hours",
@@ -54,6 +59,7 @@ impl WorkerMetrics {
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(requeued.clone()))?;
         registry.register(Box::new(workers_alive.clone()))?;
+        registry.register(Box::new(queue_consumer_up.clone()))?;
         registry.register(Box::new(backup_overdue.clone()))?;
         registry.register(Box::new(last_backup.clone()))?;
         // Every series exists from the start, so dashboards and alerts see
@@ -73,6 +79,7 @@ impl WorkerMetrics {
             queue_depth,
             requeued,
             workers_alive,
+            queue_consumer_up,
             backup_overdue,
             last_backup,
         })

@@ -15,6 +15,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::handlers::{HandlerError, Handlers, Maintenance};
+use crate::lease::Lease;
 use crate::servers::{self, TenantPlacement};
 
 /// Handlers backed by the platform database and the Odoo data plane.
@@ -51,7 +52,11 @@ impl PlatformHandlers {
 }
 
 impl Handlers for PlatformHandlers {
-    fn run(&self, operation: Operation) -> BoxFuture<'static, Result<(), HandlerError>> {
+    fn run(
+        &self,
+        operation: Operation,
+        _lease: Lease,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             let placement = servers::placement(&inner.pool, operation.tenant_id).await?;

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sqlx::PgPool;
 use uuid::Uuid;
 use worker::handlers::{HandlerError, Handlers};
+use worker::lease::Lease;
 
 /// Handlers that do what their arguments say and record it.
 struct TestHandlers {
@@ -26,7 +27,11 @@ struct TestHandlers {
 }
 
 impl Handlers for TestHandlers {
-    fn run(&self, operation: Operation) -> BoxFuture<'static, Result<(), HandlerError>> {
+    fn run(
+        &self,
+        operation: Operation,
+        _lease: Lease,
+    ) -> BoxFuture<'static, Result<(), HandlerError>> {
         let pool = self.pool.clone();
         Box::pin(async move {
             let run_id: i64 = sqlx::query_scalar(
@@ -37,7 +42,10 @@ impl Handlers for TestHandlers {
             .bind(operation.attempts)
             .fetch_one(&pool)
             .await?;
-            let sleep_ms = operation.args["sleep_ms"].as_u64().unwrap_or(0);
+            let first_only = operation.args["sleep_first_ms"]
+                .as_u64()
+                .filter(|_| operation.attempts == 1);
+            let sleep_ms = first_only.unwrap_or(operation.args["sleep_ms"].as_u64().unwrap_or(0));
             tokio::time::sleep(Duration::from_millis(sleep_ms)).await;
             let fail_times = operation.args["fail_times"].as_i64().unwrap_or(0);
             sqlx::query("UPDATE test_runs SET finished_at = clock_timestamp() WHERE id = $1")
@@ -172,6 +180,7 @@ impl World {
             ("WORKER_CONCURRENCY", "4"),
             ("RECONCILE_INTERVAL_MS", "200"),
             ("ORPHAN_AFTER_SECS", "3"),
+            ("WORKER_HEARTBEAT_SECS", "1"),
             ("WORKER_RETRY_BASE_MS", "100"),
         ]
         .into_iter()
@@ -484,5 +493,49 @@ async fn failures_retry_with_backoff_then_fail_for_good_with_the_error() -> anyh
             pair[1].0
         );
     }
+    Ok(())
+}
+
+/// A handler that ignores its lease is dropped a few seconds after the
+/// lease was taken over, recording nothing, and the tenant is free at once
+/// for the next attempt.
+#[tokio::test]
+async fn a_taken_over_attempt_is_stopped_and_the_next_one_runs() -> anyhow::Result<()> {
+    let world = World::new("takeover").await?;
+    let tenant = world.tenant("acme").await?;
+    let _worker = world.worker(&[]).await?;
+    let op = world
+        .request(
+            tenant,
+            OperationKind::Backup,
+            json!({ "sleep_first_ms": 60_000 }),
+        )
+        .await?;
+    world.wait_running(op).await?;
+    // What the reconciler of a worker that thought this one dead does.
+    sqlx::query(
+        "UPDATE operations SET state = 'queued', lease = NULL, worker = NULL, run_after = now()
+         WHERE id = $1",
+    )
+    .bind(op)
+    .execute(&world.pool)
+    .await?;
+    let done = world.settle(&[op], Duration::from_secs(20)).await?;
+    ensure!(
+        done[0].state == ops::OperationState::Succeeded && done[0].attempts == 2,
+        "{:?}",
+        done[0]
+    );
+    let runs: Vec<(i32, Option<DateTime<Utc>>)> = sqlx::query_as(
+        "SELECT attempt, finished_at FROM test_runs WHERE operation_id = $1 ORDER BY attempt",
+    )
+    .bind(op)
+    .fetch_all(&world.pool)
+    .await?;
+    ensure!(
+        runs.len() == 2 && runs[0].1.is_none() && runs[1].1.is_some(),
+        "the taken-over run was not cut short: {runs:?}"
+    );
+    ensure!(world.effects(op).await? == 1);
     Ok(())
 }

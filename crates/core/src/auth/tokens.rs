@@ -65,7 +65,13 @@ pub async fn create(
     Ok((token, secret))
 }
 
-/// The owner of a live token, recording its use.
+/// How stale `last_used_at` may get: a token used on every request writes
+/// its row at most once per this interval, not once per request.
+pub const LAST_USE_RESOLUTION_SECS: i32 = 60;
+
+/// The owner of a live token, recording its use (at most once per
+/// [`LAST_USE_RESOLUTION_SECS`], so a busy API client costs a read, not a
+/// write, per request).
 pub async fn authenticate(
     pool: &PgPool,
     owner: Owner,
@@ -75,12 +81,21 @@ pub async fn authenticate(
         return Ok(None);
     }
     sqlx::query_scalar(
-        "UPDATE api_tokens SET last_used_at = now()
-         WHERE token_hash = $1 AND owner_kind = $2 AND revoked_at IS NULL
-         RETURNING owner_id",
+        "WITH token AS (
+             SELECT id, owner_id, last_used_at FROM api_tokens
+             WHERE token_hash = $1 AND owner_kind = $2 AND revoked_at IS NULL
+         ), touched AS (
+             UPDATE api_tokens t SET last_used_at = now()
+             FROM token
+             WHERE t.id = token.id
+               AND (token.last_used_at IS NULL
+                    OR token.last_used_at < now() - make_interval(secs => $3))
+         )
+         SELECT owner_id FROM token",
     )
     .bind(sha256_hex(secret))
     .bind(owner.as_str())
+    .bind(f64::from(LAST_USE_RESOLUTION_SECS))
     .fetch_optional(pool)
     .await
 }

@@ -1,6 +1,7 @@
 //! Operations: every change to a tenant is a row first (PostgreSQL is the
 //! truth), then a job id in Redis (the transport).
 
+pub mod lease;
 pub mod model;
 pub mod queue;
 pub mod store;

@@ -58,12 +58,15 @@ impl OpsQueue {
         format!("{}operations", self.prefix)
     }
 
-    /// An apalis storage on this queue, for pushing or for a worker.
-    pub fn storage(&self, heartbeat: Duration) -> RedisStorage<OperationJob> {
+    /// An apalis storage on this queue, for pushing or for a consumer that
+    /// beats every `heartbeat` and counts as gone (its fetched jobs pushed
+    /// again by the other consumers) only after `tolerance` without a beat.
+    pub fn storage(&self, heartbeat: Duration, tolerance: Duration) -> RedisStorage<OperationJob> {
+        let beats = tolerance.as_millis().div_ceil(heartbeat.as_millis().max(1));
         let config = ApalisConfig::default()
             .queue(self.queue_name())
             .heartbeat_interval(heartbeat)
-            .missed_heartbeats(3);
+            .missed_heartbeats(usize::try_from(beats).unwrap_or(usize::MAX).max(2));
         RedisStorage::new(self.conn.clone()).with_config(config)
     }
 
@@ -78,7 +81,7 @@ impl OpsQueue {
 
     /// Pushes operation `id`, marks it pushed, and wakes idle workers.
     pub async fn push(&self, id: Uuid) -> Result<(), QueueError> {
-        let mut storage = self.storage(Duration::from_secs(30));
+        let mut storage = self.storage(Duration::from_secs(30), Duration::from_secs(300));
         storage
             .push(OperationJob { operation_id: id })
             .await

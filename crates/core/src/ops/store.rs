@@ -100,7 +100,7 @@ pub async fn get(pool: &PgPool, id: Uuid) -> Result<Option<Operation>, sqlx::Err
 #[derive(Debug)]
 pub enum Claim {
     /// The worker now runs it; `attempts` counts this attempt.
-    Claimed(Operation),
+    Claimed(Box<Operation>),
     /// Finished, cancelled, or running elsewhere: nothing to do.
     NotQueued,
     /// Queued but waiting for its backoff to pass.
@@ -109,13 +109,19 @@ pub enum Claim {
     TenantBusy,
 }
 
-/// Starts operation `id` on `worker` if it is queued, due, the oldest queued
-/// operation of its tenant, and no other operation of the tenant runs (the
-/// unique index on running operations decides races between processes).
+/// Starts operation `id` on `worker` under the attempt token `lease` if it
+/// is queued, due, the oldest queued operation of its tenant, and no other
+/// operation of the tenant runs (the unique index on running operations
+/// decides races between processes).
 #[tracing::instrument(skip_all, fields(operation = %id))]
-pub async fn claim(pool: &PgPool, id: Uuid, worker: &str) -> Result<Claim, sqlx::Error> {
+pub async fn claim(
+    pool: &PgPool,
+    id: Uuid,
+    worker: &str,
+    lease: Uuid,
+) -> Result<Claim, sqlx::Error> {
     let claimed = sqlx::query_as::<_, Operation>(&format!(
-        "UPDATE operations o SET state = 'running', worker = $2, attempts = attempts + 1,
+        "UPDATE operations o SET state = 'running', worker = $2, lease = $3, attempts = attempts + 1,
                 started_at = now(), heartbeat_at = now()
          WHERE o.id = $1 AND o.state = 'queued' AND o.run_after <= now()
            AND NOT EXISTS (
@@ -126,10 +132,11 @@ pub async fn claim(pool: &PgPool, id: Uuid, worker: &str) -> Result<Claim, sqlx:
     ))
     .bind(id)
     .bind(worker)
+    .bind(lease)
     .fetch_optional(pool)
     .await;
     match claimed {
-        Ok(Some(operation)) => return Ok(Claim::Claimed(operation)),
+        Ok(Some(operation)) => return Ok(Claim::Claimed(Box::new(operation))),
         Ok(None) => {}
         Err(err) if is_unique_violation(&err, "operations_one_running_per_tenant") => {
             return Ok(Claim::TenantBusy);
@@ -153,18 +160,22 @@ pub async fn claim(pool: &PgPool, id: Uuid, worker: &str) -> Result<Claim, sqlx:
     })
 }
 
-/// Records success; false when the operation was taken from this worker
-/// (it was presumed dead and requeued) and the outcome was not recorded.
-pub async fn succeed(pool: &PgPool, id: Uuid, worker: &str) -> Result<bool, sqlx::Error> {
-    let done = sqlx::query(
-        "UPDATE operations SET state = 'succeeded', finished_at = now(), heartbeat_at = now()
-         WHERE id = $1 AND state = 'running' AND worker = $2",
+/// Records success of the attempt holding `lease`; false when the lease was
+/// taken over (the attempt was presumed dead and the operation re-queued)
+/// and nothing was recorded. An attempt that already recorded its success
+/// itself ([`super::lease::complete`]) counts as recorded.
+pub async fn succeed(pool: &PgPool, id: Uuid, lease: Uuid) -> Result<bool, sqlx::Error> {
+    let done: Option<String> = sqlx::query_scalar(
+        "UPDATE operations SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
+                finished_at = CASE WHEN state = 'running' THEN now() ELSE finished_at END
+         WHERE id = $1 AND lease = $2 AND state IN ('running', 'succeeded')
+         RETURNING state",
     )
     .bind(id)
-    .bind(worker)
-    .execute(pool)
+    .bind(lease)
+    .fetch_optional(pool)
     .await?;
-    Ok(done.rows_affected() == 1)
+    Ok(done.is_some())
 }
 
 /// What a failed attempt led to.
@@ -174,7 +185,7 @@ pub enum FailureOutcome {
     Retrying(DateTime<Utc>),
     /// No attempts left (or the error is permanent): failed for good.
     Failed,
-    /// The operation was no longer this worker's.
+    /// The attempt's lease was taken over: nothing was recorded.
     Lost,
 }
 
@@ -200,17 +211,17 @@ pub struct AttemptError<'a> {
 pub async fn fail_attempt(
     pool: &PgPool,
     id: Uuid,
-    worker: &str,
+    lease: Uuid,
     error: AttemptError<'_>,
     backoff_base: Duration,
 ) -> Result<FailureOutcome, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let row: Option<(i32, i32)> = sqlx::query_as(
         "SELECT attempts, max_attempts FROM operations
-         WHERE id = $1 AND state = 'running' AND worker = $2 FOR UPDATE",
+         WHERE id = $1 AND state = 'running' AND lease = $2 FOR UPDATE",
     )
     .bind(id)
-    .bind(worker)
+    .bind(lease)
     .fetch_optional(&mut *tx)
     .await?;
     let Some((attempts, max_attempts)) = row else {
@@ -221,7 +232,7 @@ pub async fn fail_attempt(
             .unwrap_or_else(|_| chrono::Duration::seconds(300));
         let run_after = Utc::now() + delay;
         let requeued = sqlx::query(
-            "UPDATE operations SET state = 'queued', worker = NULL, last_error = $2, run_after = $3,
+            "UPDATE operations SET state = 'queued', worker = NULL, lease = NULL, last_error = $2, run_after = $3,
                     customer_error = $4
              WHERE id = $1",
         )
@@ -263,7 +274,7 @@ async fn mark_failed(
     customer: &str,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "UPDATE operations SET state = 'failed', worker = NULL, last_error = $2, finished_at = now(),
+        "UPDATE operations SET state = 'failed', worker = NULL, lease = NULL, last_error = $2, finished_at = now(),
                 customer_error = $3
          WHERE id = $1",
     )
@@ -275,23 +286,6 @@ async fn mark_failed(
     Ok(())
 }
 
-/// Refreshes `heartbeat_at` of the operations `worker` runs, so recovery
-/// knows they are alive even if Redis loses every key.
-pub async fn heartbeat(pool: &PgPool, worker: &str, ids: &[Uuid]) -> Result<(), sqlx::Error> {
-    if ids.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "UPDATE operations SET heartbeat_at = now()
-         WHERE id = ANY($1) AND state = 'running' AND worker = $2",
-    )
-    .bind(ids)
-    .bind(worker)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
-
 /// Operations queued again or failed because their worker stopped beating.
 #[derive(Debug, Clone, Default)]
 pub struct Recovered {
@@ -299,9 +293,9 @@ pub struct Recovered {
     pub failed: Vec<Uuid>,
 }
 
-/// Returns running operations whose heartbeat is older than `stale` to the
-/// queue (the interrupted attempt stays counted), or fails them when no
-/// attempts remain.
+/// Takes over running operations whose lease was not renewed for `stale`:
+/// back to the queue (the interrupted attempt stays counted, its lease is
+/// cleared so it can record nothing more), or failed when no attempts remain.
 pub async fn recover_orphans(pool: &PgPool, stale: Duration) -> Result<Recovered, sqlx::Error> {
     let rows: Vec<(Uuid, String)> = sqlx::query_as(
         "UPDATE operations SET
@@ -309,8 +303,14 @@ pub async fn recover_orphans(pool: &PgPool, stale: Duration) -> Result<Recovered
              finished_at = CASE WHEN attempts >= max_attempts THEN now() END,
              last_error = 'worker ' || coalesce(worker, '?') || ' stopped while running this operation',
              customer_error = 'interrupted by a platform restart',
-             worker = NULL, run_after = now()
-         WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+             worker = NULL, lease = NULL, run_after = now()
+         WHERE id IN (
+             SELECT id FROM operations
+             WHERE state = 'running' AND heartbeat_at < now() - make_interval(secs => $1)
+             -- A row locked by its attempt's open transaction (which commits
+             -- the attempt's result) is not abandoned; the rest are taken over
+             -- without waiting for it.
+             FOR UPDATE SKIP LOCKED)
          RETURNING id, state",
     )
     .bind(stale.as_secs_f64())
@@ -367,7 +367,7 @@ pub async fn retry(conn: &mut PgConnection, id: Uuid) -> Result<Operation, OpsEr
     }
     let retried = sqlx::query_as::<_, Operation>(&format!(
         "UPDATE operations SET state = 'queued', attempts = 0, run_after = now(), finished_at = NULL,
-                worker = NULL
+                worker = NULL, lease = NULL
          WHERE id = $1 RETURNING {COLUMNS}"
     ))
     .bind(id)

@@ -1,0 +1,159 @@
+//! The tenant lock an attempt holds for its whole run: a session-level
+//! advisory lock on a connection of its own. PostgreSQL releases it only
+//! when the attempt releases it or its connection dies, so an attempt that
+//! took over from a stalled worker waits until the stalled one has stopped
+//! touching the tenant (or its process died), however long the stall.
+
+use std::time::{Duration, Instant};
+
+use saas_core::ops::lease;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, PgPool, Postgres};
+use uuid::Uuid;
+
+use crate::lease::Lease;
+
+/// How long a check of the lock's connection may take.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The connections tenant locks are held on, apart from the main pool so
+/// that handlers can never exhaust them.
+#[derive(Clone)]
+pub struct TenantLocks {
+    pool: PgPool,
+}
+
+/// Whether a held lock is still held.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockState {
+    Held,
+    /// Its connection died and another session holds the lock now.
+    Lost,
+    /// PostgreSQL does not answer: cannot tell yet.
+    Unknown,
+}
+
+impl TenantLocks {
+    /// A lazily connected pool of `size` lock connections to the database
+    /// `main` connects to. A connection going back to it drops every lock
+    /// it still holds, so no lock outlives its attempt by accident.
+    pub fn new(main: &PgPool, size: u32) -> Self {
+        let options = main.connect_options().as_ref().clone();
+        let pool = PgPoolOptions::new()
+            .max_connections(size)
+            .min_connections(0)
+            .acquire_timeout(Duration::from_secs(5))
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    conn.execute("SELECT pg_advisory_unlock_all()").await?;
+                    Ok(true)
+                })
+            })
+            .connect_lazy_with(options);
+        Self { pool }
+    }
+
+    /// Takes the lock of `tenant_id`, waiting up to `wait` for whoever holds
+    /// it (polling, so the wait ends when `lease` is lost); `None` when it
+    /// stayed taken. Errors are retried until `wait` is over.
+    pub async fn acquire(
+        &self,
+        tenant_id: Uuid,
+        lease: &Lease,
+        wait: Duration,
+    ) -> Result<Option<TenantLock>, sqlx::Error> {
+        let deadline = Instant::now() + wait;
+        let mut logged = false;
+        loop {
+            match self.try_acquire(tenant_id).await {
+                Ok(Some(lock)) => return Ok(Some(lock)),
+                Ok(None) if !logged => {
+                    tracing::warn!(tenant = %tenant_id, "tenant locked by an earlier attempt (a stalled or stopping worker); waiting");
+                    logged = true;
+                }
+                Ok(None) => {}
+                Err(err) if Instant::now() >= deadline => return Err(err),
+                Err(err) => tracing::warn!(error = %err, "taking the tenant lock failed; retrying"),
+            }
+            if Instant::now() >= deadline || lease.is_lost() {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Takes the lock of `tenant_id` if nobody holds it.
+    pub async fn try_acquire(&self, tenant_id: Uuid) -> Result<Option<TenantLock>, sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        if lease::try_lock_tenant(&mut conn, tenant_id).await? {
+            Ok(Some(TenantLock {
+                conn: Some(conn),
+                tenant_id,
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+}
+
+/// A held tenant lock; released by [`TenantLock::release`] (or, should it
+/// be dropped, by closing its connection).
+pub struct TenantLock {
+    conn: Option<PoolConnection<Postgres>>,
+    tenant_id: Uuid,
+}
+
+impl TenantLock {
+    /// Checks that the lock's connection is alive; after PostgreSQL dropped
+    /// it (a restart) the lock is taken again on a new one if nobody else
+    /// took it meanwhile.
+    pub async fn ensure(&mut self, locks: &TenantLocks) -> LockState {
+        if let Some(conn) = self.conn.as_mut() {
+            let ping = tokio::time::timeout(PING_TIMEOUT, conn.execute("SELECT 1")).await;
+            match ping {
+                Ok(Ok(_)) => return LockState::Held,
+                Err(_) => return LockState::Unknown,
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, tenant = %self.tenant_id, "the tenant lock's connection failed; taking the lock again");
+                    if let Some(mut dead) = self.conn.take() {
+                        dead.close_on_drop();
+                    }
+                }
+            }
+        }
+        match locks.try_acquire(self.tenant_id).await {
+            Ok(Some(mut again)) => {
+                self.conn = again.conn.take();
+                LockState::Held
+            }
+            Ok(None) => LockState::Lost,
+            Err(_) => LockState::Unknown,
+        }
+    }
+
+    /// Releases the lock; a failure closes the connection, which releases it too.
+    pub async fn release(mut self) {
+        let Some(mut conn) = self.conn.take() else {
+            return;
+        };
+        let unlocked = tokio::time::timeout(
+            PING_TIMEOUT,
+            lease::unlock_tenant(&mut conn, self.tenant_id),
+        )
+        .await;
+        if !matches!(unlocked, Ok(Ok(true))) {
+            conn.close_on_drop();
+        }
+    }
+}
+
+impl Drop for TenantLock {
+    fn drop(&mut self) {
+        // Dropped without `release` (the attempt was cancelled): closing the
+        // connection releases the lock at once.
+        if let Some(conn) = self.conn.as_mut() {
+            conn.close_on_drop();
+        }
+    }
+}

@@ -238,9 +238,10 @@ fn podman_compose_with_parallel_1_builds_the_targets_one_after_the_other() {
         ["admin", "portal", "worker"],
         "one build per image"
     );
+    let containerfile = format!("-f {}", repo_root().join("Containerfile").display());
     for (target, build) in &sequential {
         assert!(
-            build.args.contains("-f Containerfile")
+            build.args.contains(&containerfile)
                 && build
                     .args
                     .contains(&format!("-t localhost/odoo-saas-{target}:dev")),

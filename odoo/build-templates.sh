@@ -58,7 +58,7 @@ print(pbkdf2_sha512.using(rounds=600000).hash(secrets.token_urlsafe(32)))'
 seal() {
     local hash
     hash="$(random_password_hash)"
-    [[ "$hash" == '$pbkdf2-sha512$'* ]] || { echo "build-templates: could not hash a password" >&2; exit 1; }
+    [[ "$hash" == "\$pbkdf2-sha512\$"* ]] || { echo "build-templates: could not hash a password" >&2; exit 1; }
     sql -v building="$1" -v template="$2" -v admin_hash="$hash" -f "$seal_sql"
 }
 

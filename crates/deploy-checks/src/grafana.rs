@@ -43,3 +43,47 @@ fn collect_exprs(value: &serde_json::Value, found: &mut impl FnMut(&str)) {
         _ => {}
     }
 }
+
+/// Every panel of a dashboard, those nested in collapsed rows included.
+pub fn panels(dashboard: &serde_json::Value) -> Vec<&serde_json::Value> {
+    let mut found = Vec::new();
+    for panel in dashboard["panels"].as_array().into_iter().flatten() {
+        found.push(panel);
+        found.extend(panel["panels"].as_array().into_iter().flatten());
+    }
+    found
+}
+
+/// `label_values(metric, label)` of every query variable, as
+/// (dashboard file, metric, label).
+pub fn label_values_variables() -> Vec<(String, String, String)> {
+    let mut found = Vec::new();
+    for (file, dashboard) in dashboards() {
+        for variable in dashboard["templating"]["list"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            if variable["type"] != "query" {
+                continue;
+            }
+            let query = variable["query"]["query"]
+                .as_str()
+                .or(variable["query"].as_str())
+                .unwrap_or_else(|| panic!("{file}: variable {} has no query", variable["name"]));
+            let arguments = query
+                .strip_prefix("label_values(")
+                .and_then(|q| q.strip_suffix(')'))
+                .unwrap_or_else(|| panic!("{file}: expected label_values(metric, label): {query}"));
+            let (metric, label) = arguments
+                .split_once(',')
+                .unwrap_or_else(|| panic!("{file}: label_values needs a metric: {query}"));
+            found.push((
+                file.clone(),
+                metric.trim().to_owned(),
+                label.trim().to_owned(),
+            ));
+        }
+    }
+    found
+}

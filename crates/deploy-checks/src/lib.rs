@@ -1,14 +1,17 @@
 //! Helpers for the deployment checks in `tests/`: find the repository and
 //! the external tools (nginx, promtool, amtool, hadolint, podman-compose,
-//! kubectl, kubernetes-validate), read `.env.example` and YAML, render nginx
-//! templates the way the nginx image does, and pull metric names out of
-//! PromQL. The checks themselves shell out to the real tools.
+//! shellcheck, kubectl, kubernetes-validate), read `.env.example`, YAML and
+//! the compose files, render nginx templates the way the nginx image does,
+//! pull metric names out of PromQL, and list what Odoo 18 accepts. The
+//! checks themselves shell out to the real tools.
 
+pub mod compose;
 pub mod envfile;
 pub mod grafana;
 pub mod http;
 pub mod metrics;
 pub mod nginx;
+pub mod odoo;
 pub mod promql;
 pub mod scratch;
 pub mod stub;

@@ -1,13 +1,12 @@
 //! compose.yml: parsed by the real podman-compose with `.env.example`, and
 //! linted for the ways the old stack broke (a config mounted as a
-//! directory, ports below 1024 or hard-coded, variables without a source,
-//! credentials that disagree).
+//! directory, variables without a source, credentials that disagree).
+//! Ports are checked in `ports.rs`, the image build in `containerfiles.rs`.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
+use std::collections::BTreeSet;
 
 use saas_deploy_checks::{
-    envfile, read_repo_file, read_yaml, repo_root, scratch::ScratchDir, template, tools,
+    compose, envfile, read_repo_file, read_yaml, repo_root, scratch::ScratchDir, template, tools,
 };
 use serde_yaml::Value;
 
@@ -16,10 +15,7 @@ fn env_example() -> Vec<envfile::Entry> {
 }
 
 fn services() -> serde_yaml::Mapping {
-    read_yaml("compose.yml")["services"]
-        .as_mapping()
-        .expect("compose.yml has services")
-        .clone()
+    compose::services("compose.yml")
 }
 
 fn name(key: &Value) -> &str {
@@ -34,25 +30,19 @@ fn podman_compose_parses_compose_yml_with_the_example_env() {
     // podman-compose asks `podman --version` first; parsing needs nothing else,
     // so a stub stands in where podman cannot run.
     let scratch = ScratchDir::new("compose");
-    let stub = scratch.write("bin/podman", "#!/bin/sh\necho 'podman version 4.9.4'\n");
-    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let root = repo_root();
     let output = tools::run_ok(
-        Command::new(podman_compose)
-            .current_dir(&root)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", scratch.path())
-            .arg("--podman-path")
-            .arg(&stub)
-            .arg("--env-file")
-            .arg(root.join(".env.example"))
-            .args(["-f", "compose.yml", "config"]),
+        compose::podman_compose(
+            &podman_compose,
+            &scratch,
+            &repo_root().join(".env.example"),
+            "exit 1",
+        )
+        .args(["-f", "compose.yml", "config"]),
     );
     let rendered: Value =
         serde_yaml::from_slice(&output.stdout).expect("podman-compose prints YAML");
     let admin_env = &rendered["services"]["admin"]["environment"];
-    let env = envfile::resolve(&env_example());
+    let env = compose::env_example();
     assert_eq!(
         admin_env["DATABASE_URL"].as_str(),
         Some(
@@ -72,9 +62,17 @@ fn podman_compose_parses_compose_yml_with_the_example_env() {
     assert!(
         serde_yaml::to_string(nginx_ports)
             .unwrap()
-            .contains(&format!(":{}:8080", env["NGINX_HTTP_PORT"])),
-        "nginx publishes NGINX_HTTP_PORT: {nginx_ports:?}"
+            .contains(&format!(":{}:8080", env["NGINX_HTTP_HOST_PORT"])),
+        "nginx publishes NGINX_HTTP_HOST_PORT: {nginx_ports:?}"
     );
+    for app in ["admin", "portal", "worker"] {
+        let build = &rendered["services"][app]["build"];
+        assert_eq!(
+            (build["dockerfile"].as_str(), build["target"].as_str()),
+            (Some("Containerfile"), Some(app)),
+            "{app} is the {app} target of the one Containerfile"
+        );
+    }
 }
 
 #[test]
@@ -83,8 +81,6 @@ fn podman_compose_refuses_to_run_without_a_variable() {
         return;
     };
     let scratch = ScratchDir::new("compose-missing");
-    let stub = scratch.write("bin/podman", "#!/bin/sh\necho 'podman version 4.9.4'\n");
-    std::fs::set_permissions(&stub, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
     let without_password: String = read_repo_file(".env.example")
         .lines()
         .filter(|line| !line.starts_with("POSTGRES_PASSWORD="))
@@ -92,16 +88,11 @@ fn podman_compose_refuses_to_run_without_a_variable() {
         .collect();
     let env_file = scratch.write("env", &without_password);
     let (ok, output) = tools::run(
-        Command::new(podman_compose)
-            .current_dir(repo_root())
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", scratch.path())
-            .arg("--podman-path")
-            .arg(&stub)
-            .arg("--env-file")
-            .arg(&env_file)
-            .args(["-f", "compose.yml", "config"]),
+        compose::podman_compose(&podman_compose, &scratch, &env_file, "exit 1").args([
+            "-f",
+            "compose.yml",
+            "config",
+        ]),
     );
     assert!(
         !ok && output.contains("POSTGRES_PASSWORD"),
@@ -112,14 +103,16 @@ fn podman_compose_refuses_to_run_without_a_variable() {
 #[test]
 fn every_variable_compose_uses_is_in_env_example() {
     let defined: BTreeSet<String> = env_example().into_iter().map(|e| e.key).collect();
-    let used: BTreeSet<String> = template::referenced(&read_repo_file("compose.yml"))
-        .into_iter()
-        .collect();
-    let missing: Vec<_> = used.difference(&defined).collect();
-    assert!(
-        missing.is_empty(),
-        "compose.yml uses variables .env.example lacks: {missing:?}"
-    );
+    for file in compose::FILES {
+        let used: BTreeSet<String> = template::referenced(&read_repo_file(file))
+            .into_iter()
+            .collect();
+        let missing: Vec<_> = used.difference(&defined).collect();
+        assert!(
+            missing.is_empty(),
+            "{file} uses variables .env.example lacks: {missing:?}"
+        );
+    }
 }
 
 #[test]
@@ -194,54 +187,32 @@ fn every_env_example_entry_has_a_comment_and_secrets_are_placeholders() {
             );
         }
     }
-    let env = envfile::resolve(&env_example());
-    assert!(
-        env["DATABASE_URL"].contains(&env["POSTGRES_PASSWORD"])
-            && text.contains("DATABASE_URL=postgres://${POSTGRES_USER}:${POSTGRES_PASSWORD}@"),
-        "DATABASE_URL must be built from POSTGRES_* so the credentials have one source"
-    );
 }
 
+/// compose does not publish its PostgreSQL and Redis, so the URLs the
+/// binaries on the host read from `.env` name the local ones: those the
+/// tests and scripts/dev use (README.md), not compose's credentials.
 #[test]
-fn host_ports_come_from_variables_and_are_unprivileged() {
-    let env = envfile::resolve(&env_example());
-    for (service, definition) in services() {
-        for port in definition["ports"].as_sequence().into_iter().flatten() {
-            let spec = port
-                .as_str()
-                .unwrap_or_else(|| panic!("{}: use the short port syntax", name(&service)));
-            let plain = spec.replace(":?}", "}");
-            let parts: Vec<&str> = plain.split(':').collect();
-            assert_eq!(
-                parts.len(),
-                3,
-                "{}: {spec}: publish as ADDRESS:HOST_PORT:CONTAINER_PORT",
-                name(&service)
-            );
-            for part in &parts[..2] {
-                assert!(
-                    part.starts_with("${") && part.ends_with('}'),
-                    "{}: {spec}: host address and port must be .env variables",
-                    name(&service)
-                );
-            }
-            let host_port: u16 = template::substitute(parts[1], &env)
-                .unwrap()
-                .parse()
-                .unwrap_or_else(|e| panic!("{}: {spec}: {e}", name(&service)));
-            assert!(
-                host_port >= 1024,
-                "{}: host port {host_port} < 1024 fails under rootless podman",
-                name(&service)
-            );
-        }
+fn host_binaries_use_the_local_postgresql_and_redis_like_scripts_dev() {
+    let env = compose::env_example();
+    let dev = read_repo_file("scripts/dev");
+    for (key, local) in [
+        (
+            "DATABASE_URL",
+            "postgres://postgres@127.0.0.1:5432/odoo_saas_platform",
+        ),
+        ("REDIS_URL", "redis://127.0.0.1:6379/0"),
+    ] {
+        assert_eq!(env[key], local, ".env.example: {key}");
+        assert!(
+            dev.contains(&format!("{key}:-{local}}}")),
+            "scripts/dev's default {key} is not {local}"
+        );
     }
-    let mut seen = BTreeMap::new();
-    for (key, value) in env.iter().filter(|(k, _)| k.ends_with("_PORT")) {
-        if let Some(other) = seen.insert(value.clone(), key.clone()) {
-            panic!(".env.example: {key} and {other} both use port {value}");
-        }
-    }
+    assert!(
+        !env["DATABASE_URL"].contains(&env["POSTGRES_PASSWORD"]),
+        "DATABASE_URL must not send compose's password to another server"
+    );
 }
 
 #[test]

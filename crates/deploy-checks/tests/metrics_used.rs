@@ -1,27 +1,14 @@
 //! Dashboards and alert rules name only metrics the services export
-//! (`saas_deploy_checks::metrics`, the list in monitoring/README.md), only
-//! scrape jobs prometheus.yml defines, and Grafana is provisioned with the
-//! datasource the dashboards use.
+//! (`saas_deploy_checks::metrics`, the list in monitoring/README.md, which
+//! is what the code registers) and only scrape jobs prometheus.yml defines.
+//! `smoke.rs` checks the same against what the running services serve.
 
 use std::collections::BTreeSet;
 
 use saas_deploy_checks::{grafana, metrics, promql, read_yaml};
 
 fn alert_exprs() -> Vec<(String, String)> {
-    read_yaml("monitoring/prometheus/alerts.yml")["groups"]
-        .as_sequence()
-        .unwrap()
-        .iter()
-        .flat_map(|g| g["rules"].as_sequence().unwrap().iter())
-        .map(|r| {
-            let name = r["alert"]
-                .as_str()
-                .or(r["record"].as_str())
-                .unwrap()
-                .to_owned();
-            (name, r["expr"].as_str().unwrap().to_owned())
-        })
-        .collect()
+    promql::alert_rules()
 }
 
 #[test]
@@ -84,57 +71,38 @@ fn job_names_match_prometheus_yml() {
 }
 
 #[test]
-fn grafana_is_provisioned_with_the_datasource_the_dashboards_use() {
-    let datasources = read_yaml("monitoring/grafana/provisioning/datasources/prometheus.yml");
-    let datasource = &datasources["datasources"][0];
-    assert_eq!(datasource["uid"].as_str(), Some("prometheus"));
-    assert_eq!(datasource["url"].as_str(), Some("http://prometheus:9090"));
-    let providers = read_yaml("monitoring/grafana/provisioning/dashboards/odoo-saas.yml");
-    let compose = read_yaml("compose.yml");
-    let mounts = serde_yaml::to_string(&compose["services"]["grafana"]["volumes"]).unwrap();
-    let path = providers["providers"][0]["options"]["path"]
-        .as_str()
-        .unwrap();
-    assert!(
-        mounts.contains(&format!("./monitoring/grafana/dashboards:{path}")),
-        "dashboards must be mounted at {path}"
-    );
-
-    let dashboards = grafana::dashboards();
-    let titles: Vec<&str> = dashboards
+fn the_exported_list_is_what_the_code_registers() {
+    let listed: BTreeSet<String> = metrics::PROCESS
         .iter()
-        .map(|(_, d)| d["title"].as_str().unwrap())
+        .chain(metrics::COMMON)
+        .chain(metrics::HTTP)
+        .chain(metrics::HTTP_HISTOGRAMS)
+        .chain(metrics::WORKER)
+        .chain(metrics::WORKER_HISTOGRAMS)
+        .map(|s| s.to_string())
         .collect();
+    let registered = metrics::registered_in_code();
     assert_eq!(
-        dashboards.len(),
-        3,
-        "platform overview, operations and queue, HTTP: {titles:?}"
+        listed, registered,
+        "saas_deploy_checks::metrics (and monitoring/README.md) must list exactly what crates/*/src registers"
     );
-    let mut uids = BTreeSet::new();
-    for (file, dashboard) in &dashboards {
+}
+
+#[test]
+fn every_variable_lists_label_values_of_an_exported_metric() {
+    let variables = grafana::label_values_variables();
+    assert!(
+        !variables.is_empty(),
+        "the operations dashboard filters by kind"
+    );
+    for (file, metric, label) in variables {
         assert!(
-            uids.insert(dashboard["uid"].as_str().unwrap().to_owned()),
-            "{file}: duplicate uid"
+            metrics::is_exported(&metric),
+            "{file}: {metric} is not exported"
         );
-        let text = dashboard.to_string();
         assert!(
-            !text.contains("\"uid\":\"${"),
-            "{file}: datasource must be the provisioned uid"
+            !label.is_empty(),
+            "{file}: label_values({metric}) needs a label"
         );
-        for panel in dashboard["panels"].as_array().unwrap() {
-            if panel["type"] != "row" {
-                assert_eq!(
-                    panel["datasource"]["uid"].as_str(),
-                    Some("prometheus"),
-                    "{file}: {}",
-                    panel["title"]
-                );
-                assert!(
-                    !panel["targets"].as_array().unwrap().is_empty(),
-                    "{file}: {} has no query",
-                    panel["title"]
-                );
-            }
-        }
     }
 }

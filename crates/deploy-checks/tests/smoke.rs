@@ -1,16 +1,18 @@
 //! The three binaries on loopback behind the real nginx with the shipped
 //! configuration, scraped by a real Prometheus with the shipped rules:
 //! hosts route as documented, every job is `up`, and the services export
-//! the metrics the dashboards and alerts use.
+//! the metrics (and labels) the Grafana dashboards and the alerts use.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use saas_deploy_checks::nginx::{BASE_DOMAIN, NginxPrefix, Upstreams};
 use saas_deploy_checks::scratch::ScratchDir;
-use saas_deploy_checks::{free_port, http, metrics, read_repo_file, repo_root, stub, tools};
+use saas_deploy_checks::{
+    free_port, grafana, http, metrics, promql, read_repo_file, repo_root, stub, tools,
+};
 use saas_testkit::{ServiceProcess, TestDb};
 
 const SERVICES: [&str; 3] = ["admin", "portal", "worker"];
@@ -101,6 +103,7 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
         },
     );
 
+    let mut served = BTreeMap::new();
     for service in SERVICES {
         let exposition = http::get(ports[service], "127.0.0.1", "/metrics")
             .unwrap()
@@ -111,8 +114,59 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
             .collect();
         // The worker creates every labelled series at start, so all exist.
         assert!(missing.is_empty(), "{service} /metrics lacks {missing:?}");
+        for (name, labels) in metrics::parse_exposition(&exposition) {
+            served
+                .entry(name)
+                .or_insert_with(BTreeSet::new)
+                .extend(labels);
+        }
     }
     drop(processes);
+    dashboards_and_alerts_use_only_served_metrics_and_labels(served);
+}
+
+/// Every metric a dashboard panel, a dashboard variable or an alert rule
+/// names is one the running services serve (or Prometheus' `up`), and every
+/// label its selectors match on is one that metric carries (or a target
+/// label Prometheus adds).
+fn dashboards_and_alerts_use_only_served_metrics_and_labels(
+    mut served: BTreeMap<String, BTreeSet<String>>,
+) {
+    served.insert("up".to_owned(), BTreeSet::new());
+    let target_labels = ["job", "instance"];
+    let mut problems = Vec::new();
+    let queries = grafana::dashboard_queries()
+        .into_iter()
+        .chain(promql::alert_rules());
+    for (source, expr) in queries {
+        for name in promql::metric_names(&expr) {
+            if !served.contains_key(&name) {
+                problems.push(format!("{source}: {name} is served by no service"));
+            }
+        }
+        for (name, labels) in promql::selectors(&expr) {
+            let Some(has) = served.get(&name) else {
+                continue;
+            };
+            for label in labels {
+                if !has.contains(&label) && !target_labels.contains(&label.as_str()) {
+                    problems.push(format!("{source}: {name} has no label {label}"));
+                }
+            }
+        }
+    }
+    for (file, metric, label) in grafana::label_values_variables() {
+        if !served.get(&metric).is_some_and(|has| has.contains(&label)) {
+            problems.push(format!(
+                "{file}: label_values({metric}, {label}) lists nothing"
+            ));
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "dashboards and alerts query what the services do not serve:\n{}\nserved: {served:#?}",
+        problems.join("\n")
+    );
 }
 
 fn service_env(database_url: &str, ports: &HashMap<&str, u16>) -> HashMap<String, String> {

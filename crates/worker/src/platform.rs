@@ -55,23 +55,26 @@ impl Handlers for PlatformHandlers {
     fn run(
         &self,
         operation: Operation,
-        _lease: Lease,
+        lease: Lease,
     ) -> BoxFuture<'static, Result<(), HandlerError>> {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             let placement = servers::placement(&inner.pool, operation.tenant_id).await?;
+            let lease = &lease;
             match operation.kind {
-                OperationKind::Provision => provision(&inner, &placement, &operation).await,
-                OperationKind::Backup => backup(&inner, &placement, &operation).await.map(|_| ()),
-                OperationKind::Restore => restore(&inner, &placement, &operation).await,
+                OperationKind::Provision => provision(&inner, &placement, &operation, lease).await,
+                OperationKind::Backup => backup(&inner, &placement, &operation, lease).await,
+                OperationKind::Restore => restore(&inner, &placement, &operation, lease).await,
                 OperationKind::Suspend => {
-                    suspend_or_resume(&inner, &placement, &operation, true).await
+                    suspend_or_resume(&inner, &placement, &operation, lease, true).await
                 }
                 OperationKind::Resume => {
-                    suspend_or_resume(&inner, &placement, &operation, false).await
+                    suspend_or_resume(&inner, &placement, &operation, lease, false).await
                 }
-                OperationKind::ChangePlan => change_plan(&inner, &placement, &operation).await,
-                OperationKind::Delete => delete(&inner, &placement, &operation).await,
+                OperationKind::ChangePlan => {
+                    change_plan(&inner, &placement, &operation, lease).await
+                }
+                OperationKind::Delete => delete(&inner, &placement, &operation, lease).await,
                 OperationKind::CollectUsage => collect_usage(&inner, &placement).await,
                 OperationKind::HealthCheck => health_check(&inner, &placement).await,
                 OperationKind::PruneBackups => prune_backups(&inner, &placement).await,
@@ -87,6 +90,11 @@ impl Handlers for PlatformHandlers {
             }
             if let Err(err) = servers::write_routing_map(&inner).await {
                 tracing::warn!(error = %err, "writing the routing map failed");
+            }
+            match servers::drop_leftover_guests(&inner.pool).await {
+                Ok(0) => {}
+                Ok(dropped) => tracing::warn!(dropped, "guest roles left by a crash dropped"),
+                Err(err) => tracing::warn!(error = %err, "dropping leftover guests failed"),
             }
             match crate::failed_provisions::sweep(&inner.pool).await {
                 Ok(0) => {}
@@ -116,6 +124,7 @@ impl Handlers for PlatformHandlers {
             let tenant = operation.tenant_id;
             let marked = set_state(
                 &inner.pool,
+                None,
                 tenant,
                 TenantState::Provisioning,
                 TenantState::Failed,
@@ -156,7 +165,7 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
     translated.telling_customer(customer)
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
     let mut message = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -177,6 +186,7 @@ async fn provision(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
+    lease: &Lease,
 ) -> Result<(), HandlerError> {
     let server = placement.server()?;
     let base_url = saas_odoo::tenant_base_url(
@@ -204,9 +214,7 @@ async fn provision(
         probe,
         ..ProvisionOptions::default()
     };
-    let report = saas_odoo::provision(&server, &spec, &options)
-        .await
-        .map_err(odoo_error)?;
+    let report = fenced(lease, saas_odoo::provision(&server, &spec, &options)).await?;
     tracing::info!(
         clone_ms = report.clone_time.as_millis() as u64,
         total_ms = report.total_time.as_millis() as u64,
@@ -214,6 +222,7 @@ async fn provision(
     );
     set_state(
         &inner.pool,
+        Some(lease),
         operation.tenant_id,
         TenantState::Provisioning,
         TenantState::Active,
@@ -227,15 +236,34 @@ async fn provision(
     servers::write_routing_map(inner).await
 }
 
+/// Runs a data-plane step of an attempt until it ends or the attempt's
+/// lease is lost, whichever comes first: a taken-over attempt stops working
+/// on the tenant's database and files.
+async fn fenced<T>(
+    lease: &Lease,
+    step: impl std::future::Future<Output = Result<T, OdooError>>,
+) -> Result<T, HandlerError> {
+    tokio::select! {
+        result = step => result.map_err(odoo_error),
+        () = lease.lost() => Err(crate::lease::taken_over()),
+    }
+}
+
 /// Moves the tenant from `from` to `to` (allowed by the lifecycle rules);
 /// already being in `to` counts as done, so a repeated attempt succeeds.
+/// With a lease, the change commits only while the attempt holds it.
 async fn set_state(
     pool: &PgPool,
+    lease: Option<&Lease>,
     tenant_id: Uuid,
     from: TenantState,
     to: TenantState,
 ) -> Result<(), HandlerError> {
     transition(from, to).map_err(|err| HandlerError::permanent(err.to_string()))?;
+    let mut tx = pool.begin().await?;
+    if let Some(lease) = lease {
+        lease.guard(&mut tx).await?;
+    }
     let current: Option<String> = sqlx::query_scalar(
         "UPDATE tenants SET state = $3, updated_at = now(),
                 suspended_at = CASE WHEN $3 = 'suspended' THEN now() WHEN $3 = 'active' THEN NULL ELSE suspended_at END,
@@ -246,8 +274,9 @@ async fn set_state(
     .bind(tenant_id)
     .bind(from.as_str())
     .bind(to.as_str())
-    .fetch_optional(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    tx.commit().await?;
     if current.is_some() {
         return Ok(());
     }
@@ -264,46 +293,76 @@ async fn set_state(
     }
 }
 
-/// Backs the tenant up and records it; returns the backup id.
+/// Backs the tenant up; the backup row and the operation's success commit
+/// together, so a backup is recorded exactly once even when the attempt's
+/// lease is taken over at the end.
 async fn backup(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
-) -> Result<Uuid, HandlerError> {
+    lease: &Lease,
+) -> Result<(), HandlerError> {
     let kind = operation.args["kind"].as_str().unwrap_or("manual");
-    let id = backup_now(inner, placement, kind).await?;
+    let key = new_backup_key(placement);
+    let server = placement.server()?;
+    let info = fenced(
+        lease,
+        saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, &key),
+    )
+    .await?;
+    let mut tx = inner.pool.begin().await?;
+    record_backup(&mut tx, placement, kind, &info, None).await?;
+    lease.complete(&mut tx).await?;
+    tx.commit().await?;
     if saas_core::backups::MANUAL_KINDS.contains(&kind) {
         prune_manual_backups(inner, placement).await?;
     }
-    Ok(id)
+    Ok(())
 }
 
-pub(crate) async fn backup_now(
-    inner: &Inner,
-    placement: &TenantPlacement,
-    kind: &str,
-) -> Result<Uuid, HandlerError> {
-    let key = format!(
+fn new_backup_key(placement: &TenantPlacement) -> String {
+    format!(
         "{}/{}",
         placement.tenant_id,
         saas_odoo::backup_key(&placement.db_name)
-    );
-    backup_to_key(inner, placement, kind, &key).await
+    )
 }
 
-async fn backup_to_key(
+/// Takes a backup of kind `kind` under `key` as a step of another operation
+/// (before a restore or a delete), kept `keep_days` when given; recorded only
+/// while the attempt holds its lease.
+async fn backup_step(
     inner: &Inner,
     placement: &TenantPlacement,
+    lease: &Lease,
     kind: &str,
     key: &str,
+    keep_days: Option<i32>,
 ) -> Result<Uuid, HandlerError> {
     let server = placement.server()?;
-    let info = saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, key)
-        .await
-        .map_err(odoo_error)?;
+    let info = fenced(
+        lease,
+        saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, key),
+    )
+    .await?;
+    let mut tx = inner.pool.begin().await?;
+    lease.guard(&mut tx).await?;
+    let id = record_backup(&mut tx, placement, kind, &info, keep_days).await?;
+    tx.commit().await?;
+    Ok(id)
+}
+
+async fn record_backup(
+    conn: &mut sqlx::PgConnection,
+    placement: &TenantPlacement,
+    kind: &str,
+    info: &saas_odoo::BackupInfo,
+    keep_days: Option<i32>,
+) -> Result<Uuid, HandlerError> {
     let id = Uuid::new_v4();
     sqlx::query(
-        "INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind, expires_at)
+         VALUES ($1, $2, $3, $4, $5, $6, now() + make_interval(days => $7))",
     )
     .bind(id)
     .bind(placement.tenant_id)
@@ -311,7 +370,8 @@ async fn backup_to_key(
     .bind(i64::try_from(info.size_bytes).unwrap_or(i64::MAX))
     .bind(&info.sha256)
     .bind(kind)
-    .execute(&inner.pool)
+    .bind(keep_days)
+    .execute(conn)
     .await?;
     tracing::info!(size = info.size_bytes, kind, "backup stored");
     Ok(id)
@@ -328,6 +388,7 @@ async fn pre_restore_backup(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
+    lease: &Lease,
 ) -> Result<(), HandlerError> {
     let key = format!(
         "{}/{}/pre-restore-{}.zip",
@@ -341,16 +402,18 @@ async fn pre_restore_backup(
     if taken {
         return Ok(());
     }
-    let id = backup_to_key(inner, placement, "pre_restore", &key)
-        .await
-        .map_err(|err| {
-            err.telling_customer("the safety backup before the restore failed; nothing was changed")
-        })?;
-    sqlx::query("UPDATE backups SET expires_at = now() + make_interval(days => $2) WHERE id = $1")
-        .bind(id)
-        .bind(PRE_RESTORE_KEEP_DAYS)
-        .execute(&inner.pool)
-        .await?;
+    backup_step(
+        inner,
+        placement,
+        lease,
+        "pre_restore",
+        &key,
+        Some(PRE_RESTORE_KEEP_DAYS),
+    )
+    .await
+    .map_err(|err| {
+        err.telling_customer("the safety backup before the restore failed; nothing was changed")
+    })?;
     Ok(())
 }
 
@@ -358,8 +421,9 @@ async fn restore(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
+    lease: &Lease,
 ) -> Result<(), HandlerError> {
-    pre_restore_backup(inner, placement, operation).await?;
+    pre_restore_backup(inner, placement, operation, lease).await?;
     let server = placement.server()?;
     let backup_id = operation.args["backup_id"]
         .as_str()
@@ -386,6 +450,9 @@ async fn restore(
         options.max_bytes = cap;
         options.limit_label = format!("the platform's restore limit ({} MB)", cap >> 20);
     }
+    // Not cut short when the lease is lost: the tenant lock keeps any other
+    // attempt off the tenant until this one ends, and a swap is better
+    // finished than abandoned (the engine drops a lost attempt soon anyway).
     saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key, &options)
         .await
         .map_err(odoo_error)?;
@@ -409,6 +476,7 @@ async fn suspend_or_resume(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
+    lease: &Lease,
     suspend: bool,
 ) -> Result<(), HandlerError> {
     let (from, to) = if suspend {
@@ -427,7 +495,7 @@ async fn suspend_or_resume(
         saas_odoo::resume_tenant(&server, &placement.db_name).await
     };
     access.map_err(odoo_error)?;
-    set_state(&inner.pool, placement.tenant_id, from, to).await?;
+    set_state(&inner.pool, Some(lease), placement.tenant_id, from, to).await?;
     let reason = suspend.then(|| {
         operation.args["reason"]
             .as_str()
@@ -446,6 +514,7 @@ async fn change_plan(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
+    lease: &Lease,
 ) -> Result<(), HandlerError> {
     let plan_id = operation.args["plan_id"]
         .as_str()
@@ -487,6 +556,8 @@ async fn change_plan(
             reasons.join("; ")
         )));
     }
+    let mut tx = inner.pool.begin().await?;
+    lease.guard(&mut tx).await?;
     sqlx::query(
         "UPDATE tenants SET plan_id = $2, updated_at = now(),
                 trial_ends_at = CASE WHEN $3 > 0 THEN trial_ends_at ELSE NULL END
@@ -495,8 +566,9 @@ async fn change_plan(
     .bind(placement.tenant_id)
     .bind(plan_id)
     .bind(trial_days)
-    .execute(&inner.pool)
+    .execute(&mut *tx)
     .await?;
+    tx.commit().await?;
     Ok(())
 }
 
@@ -504,6 +576,7 @@ async fn delete(
     inner: &Inner,
     placement: &TenantPlacement,
     operation: &Operation,
+    lease: &Lease,
 ) -> Result<(), HandlerError> {
     let server = placement.server()?;
     let skip_backup = operation.args["skip_backup"].as_bool().unwrap_or(false)
@@ -511,7 +584,8 @@ async fn delete(
     // The final backup is kept for the grace period when one is given.
     let keep_days = operation.args["grace_days"]
         .as_i64()
-        .filter(|days| *days >= 0);
+        .filter(|days| *days >= 0)
+        .map(|days| i32::try_from(days).unwrap_or(i32::MAX));
     if !skip_backup {
         // A final backup, once: a retried delete does not take another.
         let taken: bool = sqlx::query_scalar(
@@ -525,19 +599,15 @@ async fn delete(
             .await
             .map_err(odoo_error)?;
         if !taken && exists {
-            let id = backup_now(inner, placement, "pre_delete").await?;
-            if let Some(days) = keep_days {
-                sqlx::query("UPDATE backups SET expires_at = now() + make_interval(days => $2) WHERE id = $1")
-                    .bind(id)
-                    .bind(i32::try_from(days).unwrap_or(i32::MAX))
-                    .execute(&inner.pool)
-                    .await?;
-            }
+            let key = new_backup_key(placement);
+            backup_step(inner, placement, lease, "pre_delete", &key, keep_days).await?;
         }
     }
+    lease.check().await?;
     crate::failed_provisions::remove_tenant_data(placement).await?;
     set_state(
         &inner.pool,
+        Some(lease),
         placement.tenant_id,
         TenantState::Deleting,
         TenantState::Deleted,

@@ -12,7 +12,7 @@ use url::Url;
 use uuid::Uuid;
 
 use crate::handlers::HandlerError;
-use crate::platform::{Inner, odoo_error};
+use crate::platform::{Inner, error_chain, odoo_error};
 
 /// A server row of the platform database.
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -136,20 +136,46 @@ pub async fn ensure_default_server(
     Ok(())
 }
 
-/// Records the `tpl_*` templates found on every active server; placement
-/// only picks servers holding the plan's template.
-pub async fn refresh_templates(pool: &PgPool) -> anyhow::Result<usize> {
-    let rows: Vec<ServerRow> = sqlx::query_as(&format!(
+async fn active_servers(pool: &PgPool) -> Result<Vec<ServerRow>, sqlx::Error> {
+    sqlx::query_as(&format!(
         "SELECT {SERVER_COLUMNS} FROM servers s WHERE s.active ORDER BY s.name"
     ))
     .fetch_all(pool)
-    .await?;
+    .await
+}
+
+/// Drops the throw-away guest roles a crashed worker left on every active
+/// server (a guest runs a customer's dump or the platform's reads inside a
+/// tenant database and is dropped when that work ends).
+pub async fn drop_leftover_guests(pool: &PgPool) -> anyhow::Result<usize> {
+    let mut dropped = 0;
+    for row in active_servers(pool).await? {
+        let result = match row.connect() {
+            Ok(server) => saas_odoo::drop_leftover_guests(&server)
+                .await
+                .map_err(|err| error_chain(&err)),
+            Err(err) => Err(err.message),
+        };
+        match result {
+            Ok(n) => dropped += n,
+            Err(err) => {
+                tracing::warn!(server = %row.name, error = %err, "cannot drop leftover guests")
+            }
+        }
+    }
+    Ok(dropped)
+}
+
+/// Records the `tpl_*` templates found on every active server; placement
+/// only picks servers holding the plan's template.
+pub async fn refresh_templates(pool: &PgPool) -> anyhow::Result<usize> {
+    let rows = active_servers(pool).await?;
     let mut found = 0;
     for row in rows {
         let listed = match row.connect() {
             Ok(server) => saas_odoo::list_templates(&server)
                 .await
-                .map_err(|err| err.to_string()),
+                .map_err(|err| error_chain(&err)),
             Err(err) => Err(err.message),
         };
         let templates = match listed {

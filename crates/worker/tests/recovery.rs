@@ -5,7 +5,7 @@
 
 mod common;
 
-use anyhow::ensure;
+use anyhow::{Context as _, ensure};
 use common::{NewTenantSpec, Platform, databases_like};
 use saas_core::ops::{self, OperationKind, OperationState};
 use saas_testkit::odoo::OdooWorld;
@@ -203,5 +203,114 @@ async fn a_restore_keeps_a_safety_copy_that_restores_and_manual_backups_respect_
         .filter(|name| !name.starts_with("pre-restore-"))
         .count();
     ensure!(files == 2, "{files} manual backup files in the store");
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_worker_drops_guest_roles_a_crash_left_behind() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    // A guest whose deadline passed long ago, as a worker killed mid-restore
+    // leaves it (the name carries the deadline).
+    let leftover = format!("saas_guest_1000_{}ab", world.suffix);
+    saas_testkit::odoo::admin_exec(&format!(r#"CREATE ROLE "{leftover}" LOGIN"#)).await?;
+    let _platform = Platform::start(&world).await?;
+    let mut admin = sqlx::PgConnection::connect(&saas_testkit::admin_database_url()).await?;
+    for _ in 0..100 {
+        let left: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")
+                .bind(&leftover)
+                .fetch_one(&mut admin)
+                .await?;
+        if !left {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = saas_testkit::odoo::admin_exec(&format!(r#"DROP ROLE IF EXISTS "{leftover}""#)).await;
+    anyhow::bail!("the leftover guest {leftover} is still there")
+}
+
+#[tokio::test]
+async fn a_hostile_upload_fails_and_the_customer_reads_nothing_of_other_databases()
+-> anyhow::Result<()> {
+    use std::io::Write as _;
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start(&world).await?;
+    let subdomain = format!("host-{}", world.suffix);
+    let requested = platform
+        .request_tenant(
+            &world,
+            &NewTenantSpec {
+                subdomain: &subdomain,
+                max_backups: 5,
+                max_storage_mb: 2048,
+            },
+        )
+        .await?;
+    let tenant = requested.tenant;
+    platform.wait_state(tenant, "active").await?;
+    platform.wait_idle(tenant).await?;
+
+    // The fixture, then an exception quoting every database of the cluster.
+    let mut dump = std::fs::read(saas_testkit::odoo::fixture_path())?;
+    dump.extend_from_slice(
+        b"DO $$ BEGIN RAISE EXCEPTION 'leak: %', \
+          (SELECT string_agg(datname, ',') FROM pg_database); END $$;\n",
+    );
+    let key = format!("{tenant}/upload-hostile.zip");
+    let path = platform.backups.join(&key);
+    std::fs::create_dir_all(path.parent().context("no parent")?)?;
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path)?);
+    zip.start_file("dump.sql", zip::write::SimpleFileOptions::default())?;
+    zip.write_all(&dump)?;
+    zip.finish()?;
+    let backup = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind)
+         VALUES ($1, $2, $3, $4, repeat('0', 64), 'upload')",
+    )
+    .bind(backup)
+    .bind(tenant)
+    .bind(&key)
+    .bind(i64::try_from(std::fs::metadata(&path)?.len())?)
+    .execute(&platform.pool)
+    .await?;
+    let op = platform
+        .request(
+            tenant,
+            OperationKind::Restore,
+            json!({ "backup_id": backup }),
+        )
+        .await?;
+    let done = platform.wait_final(op).await?;
+    let customer = done.customer_error.clone().unwrap_or_default();
+    let operators = done.last_error.clone().unwrap_or_default();
+    ensure!(done.state == OperationState::Failed, "{done:?}");
+    ensure!(
+        customer.starts_with("dump.sql line ")
+            && customer.contains("an exception raised by the dump"),
+        "customer reads: {customer}"
+    );
+    for foreign in [&world.template, "postgres", "template1"] {
+        ensure!(
+            !customer.contains(foreign),
+            "customer reads {foreign}: {customer}"
+        );
+    }
+    ensure!(
+        operators.contains("leak:"),
+        "operators lose the detail: {operators}"
+    );
+    // The tenant kept its data and is active.
+    let state: String = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_one(&platform.pool)
+        .await?;
+    ensure!(state == "active", "tenant is {state}");
+    ensure!(
+        databases_like(&subdomain).await? == vec![subdomain.clone()],
+        "{:?}",
+        databases_like(&subdomain).await?
+    );
     Ok(())
 }

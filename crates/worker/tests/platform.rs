@@ -21,7 +21,7 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
 
     let subdomain = format!("shop-{}", world.suffix);
     let requested = platform
-        .request_tenant(
+        .active_tenant(
             &world,
             &NewTenantSpec {
                 subdomain: &subdomain,
@@ -32,8 +32,6 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
         .await?;
     let password_hash = requested.password_hash.clone();
     let tenant = requested.tenant;
-    platform.wait_state(tenant, "active").await?;
-    platform.wait_idle(tenant).await?;
     let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
     let (login, stored): (String, String) =
         sqlx::query_as("SELECT login, password FROM res_users WHERE id = 2")

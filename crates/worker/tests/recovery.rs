@@ -99,7 +99,7 @@ async fn a_restore_keeps_a_safety_copy_that_restores_and_manual_backups_respect_
     let platform = Platform::start(&world).await?;
     let subdomain = format!("safe-{}", world.suffix);
     let requested = platform
-        .request_tenant(
+        .active_tenant(
             &world,
             &NewTenantSpec {
                 subdomain: &subdomain,
@@ -109,8 +109,6 @@ async fn a_restore_keeps_a_safety_copy_that_restores_and_manual_backups_respect_
         )
         .await?;
     let tenant = requested.tenant;
-    platform.wait_state(tenant, "active").await?;
-    platform.wait_idle(tenant).await?;
 
     let company = |name: &'static str| {
         let subdomain = subdomain.clone();
@@ -238,7 +236,7 @@ async fn a_hostile_upload_fails_and_the_customer_reads_nothing_of_other_database
     let platform = Platform::start(&world).await?;
     let subdomain = format!("host-{}", world.suffix);
     let requested = platform
-        .request_tenant(
+        .active_tenant(
             &world,
             &NewTenantSpec {
                 subdomain: &subdomain,
@@ -248,8 +246,6 @@ async fn a_hostile_upload_fails_and_the_customer_reads_nothing_of_other_database
         )
         .await?;
     let tenant = requested.tenant;
-    platform.wait_state(tenant, "active").await?;
-    platform.wait_idle(tenant).await?;
 
     // The fixture, then an exception quoting every database of the cluster.
     let mut dump = std::fs::read(saas_testkit::odoo::fixture_path())?;

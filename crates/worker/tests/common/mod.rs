@@ -257,6 +257,19 @@ impl Platform {
         })
     }
 
+    /// [`Platform::request_tenant`], then waits until the tenant is active
+    /// and its operations are done.
+    pub async fn active_tenant(
+        &self,
+        world: &OdooWorld,
+        spec: &NewTenantSpec<'_>,
+    ) -> anyhow::Result<Requested> {
+        let requested = self.request_tenant(world, spec).await?;
+        self.wait_state(requested.tenant, "active").await?;
+        self.wait_idle(requested.tenant).await?;
+        Ok(requested)
+    }
+
     /// Requests `kind` for `tenant` and returns the operation id without
     /// waiting.
     pub async fn request(

@@ -81,6 +81,15 @@ pub async fn maintain<H: Handlers>(engine: Arc<Engine<H>>) {
                     metrics: engine.metrics.clone(),
                 };
                 engine.handlers.maintain(context).await;
+                match engine.queue.reap_consumer_metadata().await {
+                    Ok(0) => {}
+                    Ok(reaped) => {
+                        tracing::info!(reaped, "metadata of gone queue consumers removed")
+                    }
+                    Err(err) => {
+                        tracing::warn!(error = %err, "removing gone consumers' metadata failed")
+                    }
+                }
             }
             Ok(None) => {}
             Err(err) => tracing::warn!(error = %err, "maintenance lock: Redis failed"),

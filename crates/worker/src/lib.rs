@@ -237,6 +237,9 @@ async fn run_engine<H: Handlers>(
     if let Err(err) = workers::remove(&mut conn, queue.prefix(), &name).await {
         tracing::warn!(error = %err, "could not deregister the worker");
     }
+    if let Err(err) = queue.forget_consumers_of(&name).await {
+        tracing::warn!(error = %err, "could not deregister the worker's queue consumers");
+    }
     tracing::info!(worker = %name, "worker stopped");
     outcome
 }

@@ -35,6 +35,16 @@ pub struct OpsQueue {
     prefix: String,
 }
 
+/// `text` with Redis glob characters escaped, for SCAN MATCH.
+fn glob_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| match c {
+            '*' | '?' | '[' | ']' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
 impl OpsQueue {
     /// Connects to Redis; `prefix` namespaces every key (e.g. `saas:`).
     pub async fn connect(redis: &redis::Client, prefix: &str) -> Result<Self, QueueError> {
@@ -185,6 +195,58 @@ impl OpsQueue {
 
     pub fn connection(&self) -> ConnectionManager {
         self.conn.clone()
+    }
+
+    /// Removes apalis' metadata hashes (`<queue>:workers:metadata:<name>`)
+    /// of queue consumers apalis no longer counts as registered: apalis
+    /// forgets an expired consumer in its workers set but never deletes its
+    /// hash, so every worker start or consumer restart would leave one with
+    /// no TTL. A consumer registers both in one script, so a hash without
+    /// its set entry belongs to no live consumer. Returns how many went.
+    pub async fn reap_consumer_metadata(&self) -> Result<usize, QueueError> {
+        let workers = format!("{}:workers", self.queue_name());
+        let mut conn = self.conn.clone();
+        let mut reaped = 0;
+        for (key, consumer) in self.consumer_metadata("").await? {
+            let seen: Option<f64> = conn.zscore(&workers, &consumer).await?;
+            if seen.is_none() {
+                let _: () = conn.del(&key).await?;
+                reaped += 1;
+            }
+        }
+        Ok(reaped)
+    }
+
+    /// Deregisters every queue consumer of worker `worker` (named
+    /// `<worker>-<generation>`) from apalis, metadata and all: a worker that
+    /// stops cleanly leaves nothing behind.
+    pub async fn forget_consumers_of(&self, worker: &str) -> Result<usize, QueueError> {
+        let workers = format!("{}:workers", self.queue_name());
+        let mut conn = self.conn.clone();
+        let mine = self.consumer_metadata(&format!("{worker}-")).await?;
+        for (key, consumer) in &mine {
+            let _: () = conn.zrem(&workers, consumer).await?;
+            let _: () = conn.del(key).await?;
+        }
+        Ok(mine.len())
+    }
+
+    /// apalis' consumer metadata keys whose consumer name starts with
+    /// `starting`, with that name.
+    async fn consumer_metadata(&self, starting: &str) -> Result<Vec<(String, String)>, QueueError> {
+        let prefix = format!("{}:workers:metadata:", self.queue_name());
+        let pattern = format!("{}*", glob_escape(&format!("{prefix}{starting}")));
+        let mut conn = self.conn.clone();
+        let mut found = conn.scan_match::<_, String>(pattern).await?;
+        let mut keys = Vec::new();
+        while let Some(key) = futures::StreamExt::next(&mut found).await {
+            let key = key?;
+            if let Some(name) = key.strip_prefix(&prefix) {
+                let name = name.to_owned();
+                keys.push((key, name));
+            }
+        }
+        Ok(keys)
     }
 
     pub fn prefix(&self) -> &str {

@@ -240,10 +240,21 @@ pub fn encode(value: &str) -> String {
     url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// A local path to return to after sign-in (never another site).
+/// A local path to return to after sign-in (never another site): exactly
+/// one leading `/`, no whitespace or control character anywhere (browsers
+/// drop tabs and newlines, so `/\t/evil.example` would become
+/// `//evil.example`), no backslash (read as `/` by browsers). Anything else
+/// falls back to the instances page.
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_owned(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+        {
+            n.to_owned()
+        }
         _ => "/instances".to_owned(),
     }
 }
@@ -265,4 +276,33 @@ pub fn with_cookie(mut response: Response, cookie: &str) -> Response {
         response.headers_mut().append(header::SET_COOKIE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn next_is_a_same_origin_path_or_the_default() {
+        for good in ["/instances", "/instances/abc?done=backup", "/a:b"] {
+            assert_eq!(safe_next(Some(good)), good);
+        }
+        for bad in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/%09/evil.example\t",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example",
+            "evil.example",
+            "/\r\nSet-Cookie: x=1",
+            "/a\u{0b}b",
+            "/ /evil.example",
+            "/\u{2028}/evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/instances", "{bad:?}");
+        }
+        assert_eq!(safe_next(None), "/instances");
+    }
 }

@@ -291,3 +291,57 @@ async fn a_password_reset_ends_the_other_sessions() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// `next` after sign-in is a same-origin path or the instances page: a tab
+/// (which browsers drop), a backslash or a scheme never sends the customer
+/// off-site, and CR/LF never break the redirect into a 500.
+#[tokio::test]
+async fn sign_in_never_redirects_off_site() -> anyhow::Result<()> {
+    let app = TestApp::start().await?;
+    let email = "next@example.com";
+    app.customer(email).await?;
+    for (next, expected) in [
+        ("/instances/x?done=backup", "/instances/x?done=backup"),
+        ("/\t/evil.example", "/instances"),
+        ("//evil.example", "/instances"),
+        ("/\\evil.example", "/instances"),
+        ("https://evil.example/", "/instances"),
+        ("/\r\nSet-Cookie: pwned=1", "/instances"),
+        ("/\u{0b}/evil.example", "/instances"),
+    ] {
+        let client = TestApp::client()?;
+        let query = url::form_urlencoded::byte_serialize(next.as_bytes()).collect::<String>();
+        let page = client
+            .get(app.url(&format!("/login?next={query}")))
+            .send()
+            .await?;
+        ensure!(
+            page.status() == 200,
+            "login page with next {next:?}: {}",
+            page.status()
+        );
+        let csrf = csrf_in(&page.text().await?)?;
+        let response = client
+            .post(app.url("/login"))
+            .form(&[
+                ("csrf_token", csrf.as_str()),
+                ("email", email),
+                ("password", PASSWORD),
+                ("next", next),
+            ])
+            .send()
+            .await?;
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        ensure!(
+            response.status() == 303 && location == expected,
+            "next {next:?}: {} to {location:?}",
+            response.status()
+        );
+    }
+    Ok(())
+}

@@ -67,7 +67,9 @@ impl Rendered {
     }
 
     fn of_kind<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.0.iter().filter(move |d| d["kind"].as_str() == Some(kind))
+        self.0
+            .iter()
+            .filter(move |d| d["kind"].as_str() == Some(kind))
     }
 
     fn get(&self, kind: &str, name: &str) -> &Value {
@@ -301,7 +303,14 @@ fn the_kustomization_renders_to_valid_manifests() {
         .iter()
         .map(|d| d["kind"].as_str().unwrap())
         .collect();
-    for kind in ["Deployment", "Job", "Ingress", "Service", "ConfigMap", "Secret"] {
+    for kind in [
+        "Deployment",
+        "Job",
+        "Ingress",
+        "Service",
+        "ConfigMap",
+        "Secret",
+    ] {
         assert!(kinds.contains(&kind), "no {kind} rendered");
     }
 }
@@ -429,7 +438,10 @@ fn config_files_are_mounted_as_files_of_existing_keys() {
             }
         }
     }
-    assert!(config_mounts >= 20, "only {config_mounts} config files mounted");
+    assert!(
+        config_mounts >= 20,
+        "only {config_mounts} config files mounted"
+    );
 }
 
 #[test]
@@ -438,15 +450,27 @@ fn the_generated_config_maps_hold_the_repository_files_unchanged() {
         return;
     };
     let odoo = rendered.keys("ConfigMap", &rendered.generated("odoo-files"));
-    for file in ["odoo.conf", "odoo-entrypoint.sh", "build-templates.sh", "seal-template.sql"] {
-        assert_eq!(odoo[file], read_repo_file(&format!("odoo/{file}")), "{file}");
+    for file in [
+        "odoo.conf",
+        "odoo-entrypoint.sh",
+        "build-templates.sh",
+        "seal-template.sql",
+    ] {
+        assert_eq!(
+            odoo[file],
+            read_repo_file(&format!("odoo/{file}")),
+            "{file}"
+        );
     }
     // Every file compose mounts into the nginx container, at the same path.
     let compose = read_yaml("compose.yml");
     let pod = rendered.pod("Deployment", "nginx");
     let container = &pod["containers"][0];
     let mut checked = 0;
-    for mount in compose["services"]["nginx"]["volumes"].as_sequence().unwrap() {
+    for mount in compose["services"]["nginx"]["volumes"]
+        .as_sequence()
+        .unwrap()
+    {
         let mut parts = mount.as_str().unwrap().split(':');
         let (host, target) = (parts.next().unwrap(), parts.next().unwrap());
         let Some(relative) = host.strip_prefix("./") else {
@@ -484,7 +508,12 @@ fn collect_files(root: &std::path::Path, dir: &std::path::Path, out: &mut Vec<(S
         if path.is_dir() {
             collect_files(root, &path, out);
         } else {
-            let rel = path.strip_prefix(root).unwrap().to_str().unwrap().to_owned();
+            let rel = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .to_owned();
             out.push((rel, std::fs::read_to_string(&path).unwrap()));
         }
     }
@@ -496,13 +525,28 @@ fn no_container_runs_privileged_or_as_root() {
         return;
     };
     let pods = rendered.pods();
-    assert_eq!(pods.len(), 6, "admin, portal, worker, odoo, nginx, odoo-templates");
+    assert_eq!(
+        pods.len(),
+        6,
+        "admin, portal, worker, odoo, nginx, odoo-templates"
+    );
     for (workload, pod) in pods {
-        assert_eq!(pod["securityContext"]["runAsNonRoot"].as_bool(), Some(true), "{workload}");
-        assert!(pod["securityContext"]["runAsUser"].as_u64().unwrap() > 0, "{workload}");
+        assert_eq!(
+            pod["securityContext"]["runAsNonRoot"].as_bool(),
+            Some(true),
+            "{workload}"
+        );
+        assert!(
+            pod["securityContext"]["runAsUser"].as_u64().unwrap() > 0,
+            "{workload}"
+        );
         assert_eq!(pod["hostNetwork"].as_bool(), None, "{workload}");
         assert_eq!(pod["hostPID"].as_bool(), None, "{workload}");
-        assert_eq!(pod["enableServiceLinks"].as_bool(), Some(false), "{workload}");
+        assert_eq!(
+            pod["enableServiceLinks"].as_bool(),
+            Some(false),
+            "{workload}"
+        );
         for volume in pod["volumes"].as_sequence().into_iter().flatten() {
             assert!(volume["hostPath"].is_null(), "{workload}: hostPath volume");
         }
@@ -515,7 +559,9 @@ fn no_container_runs_privileged_or_as_root() {
                 "{workload}"
             );
             assert_eq!(
-                serde_yaml::to_string(&security["capabilities"]["drop"]).unwrap().trim(),
+                serde_yaml::to_string(&security["capabilities"]["drop"])
+                    .unwrap()
+                    .trim(),
                 "- ALL",
                 "{workload}"
             );
@@ -545,11 +591,26 @@ fn odoo_serves_web_and_websocket_ports_with_the_repository_configuration() {
         .as_sequence()
         .unwrap()
         .iter()
-        .map(|p| (p["name"].as_str().unwrap().into(), p["containerPort"].as_u64().unwrap()))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["containerPort"].as_u64().unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(declared, [("http".into(), http_port), ("websocket".into(), gevent_port)]);
+    assert_eq!(
+        declared,
+        [
+            ("http".into(), http_port),
+            ("websocket".into(), gevent_port)
+        ]
+    );
     for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
-        assert_eq!(container[probe]["httpGet"]["path"].as_str(), Some("/web/health"), "{probe}");
+        assert_eq!(
+            container[probe]["httpGet"]["path"].as_str(),
+            Some("/web/health"),
+            "{probe}"
+        );
     }
 
     // The compose service's entrypoint, command and environment names.
@@ -566,21 +627,34 @@ fn odoo_serves_web_and_websocket_ports_with_the_repository_configuration() {
     };
     let odoo_env = rendered.environment(container);
     assert_eq!(odoo_env.keys().cloned().collect::<Vec<_>>(), names("odoo"));
-    assert_eq!(container["command"], compose["services"]["odoo"]["entrypoint"]);
+    assert_eq!(
+        container["command"],
+        compose["services"]["odoo"]["entrypoint"]
+    );
     assert_eq!(container["args"], compose["services"]["odoo"]["command"]);
 
     let job_pod = rendered.pod("Job", "odoo-templates");
     let job = &job_pod["containers"][0];
     let job_env = rendered.environment(job);
-    assert_eq!(job_env.keys().cloned().collect::<Vec<_>>(), names("odoo-templates"));
-    assert_eq!(job["command"], compose["services"]["odoo-templates"]["entrypoint"]);
+    assert_eq!(
+        job_env.keys().cloned().collect::<Vec<_>>(),
+        names("odoo-templates")
+    );
+    assert_eq!(
+        job["command"],
+        compose["services"]["odoo-templates"]["entrypoint"]
+    );
     assert_eq!(job_env["ODOO_TEMPLATES"], envfile_value("ODOO_TEMPLATES"));
     assert_eq!(job_pod["restartPolicy"].as_str(), Some("OnFailure"));
 
     // The files the commands run are mounted where they are looked for.
     for (pod, container, files) in [
         (pod, container, &["odoo.conf", "odoo-entrypoint.sh"][..]),
-        (job_pod, job, &["odoo.conf", "build-templates.sh", "seal-template.sql"][..]),
+        (
+            job_pod,
+            job,
+            &["odoo.conf", "build-templates.sh", "seal-template.sql"][..],
+        ),
     ] {
         for file in files {
             mount_of(pod, container, &format!("/etc/odoo-saas/{file}"));
@@ -606,7 +680,11 @@ fn odoo_worker_and_templates_job_share_one_read_write_many_filestore() {
         return;
     };
     let filestore_root = rendered.config("ODOO_FILESTORE_ROOT");
-    for (kind, name) in [("Deployment", "odoo"), ("Job", "odoo-templates"), ("Deployment", "worker")] {
+    for (kind, name) in [
+        ("Deployment", "odoo"),
+        ("Job", "odoo-templates"),
+        ("Deployment", "worker"),
+    ] {
         let pod = rendered.pod(kind, name);
         let (mount, volume) = mount_of(pod, &pod["containers"][0], "/var/lib/odoo");
         assert_ne!(mount["readOnly"].as_bool(), Some(true), "{name}");
@@ -618,7 +696,12 @@ fn odoo_worker_and_templates_job_share_one_read_write_many_filestore() {
         assert!(filestore_root.starts_with("/var/lib/odoo/"));
     }
     let claim = rendered.get("PersistentVolumeClaim", "odoo-filestore");
-    assert_eq!(serde_yaml::to_string(&claim["spec"]["accessModes"]).unwrap().trim(), "- ReadWriteMany");
+    assert_eq!(
+        serde_yaml::to_string(&claim["spec"]["accessModes"])
+            .unwrap()
+            .trim(),
+        "- ReadWriteMany"
+    );
 }
 
 /// The nginx Deployment's environment plus what its entrypoint derives.
@@ -641,8 +724,14 @@ fn nginx_upstreams_and_routing_map_point_at_the_services() {
     let namespace = rendered.namespace();
     // nginx's resolver does not apply search domains: full Service names.
     let fqdn = |service: &str, port: u64| format!("{service}.{namespace}.svc.cluster.local:{port}");
-    assert_eq!(env["ADMIN_UPSTREAM"], fqdn("admin", service_port(&rendered, "admin", "http")));
-    assert_eq!(env["PORTAL_UPSTREAM"], fqdn("portal", service_port(&rendered, "portal", "http")));
+    assert_eq!(
+        env["ADMIN_UPSTREAM"],
+        fqdn("admin", service_port(&rendered, "admin", "http"))
+    );
+    assert_eq!(
+        env["PORTAL_UPSTREAM"],
+        fqdn("portal", service_port(&rendered, "portal", "http"))
+    );
     assert_eq!(
         rendered.config("ODOO_UPSTREAM"),
         fqdn("odoo", service_port(&rendered, "odoo", "http")),
@@ -655,8 +744,14 @@ fn nginx_upstreams_and_routing_map_point_at_the_services() {
     assert_eq!(env["MAX_UPLOAD_MB"], rendered.config("MAX_UPLOAD_MB"));
     assert_eq!(env["BASE_DOMAIN"], rendered.config("BASE_DOMAIN"));
     let compose = read_yaml("compose.yml");
-    for (name, _) in compose["services"]["nginx"]["environment"].as_mapping().unwrap() {
-        assert!(env.contains_key(name.as_str().unwrap()), "nginx lacks {name:?}");
+    for (name, _) in compose["services"]["nginx"]["environment"]
+        .as_mapping()
+        .unwrap()
+    {
+        assert!(
+            env.contains_key(name.as_str().unwrap()),
+            "nginx lacks {name:?}"
+        );
     }
 
     // The worker writes the map into the claim nginx reads it from.
@@ -666,13 +761,23 @@ fn nginx_upstreams_and_routing_map_point_at_the_services() {
     let claim_at = |name: &str, read_only: bool| {
         let pod = rendered.pod("Deployment", name);
         let (mount, volume) = mount_of(pod, &pod["containers"][0], map_dir);
-        assert_eq!(mount["readOnly"].as_bool().unwrap_or(false), read_only, "{name}");
-        volume["persistentVolumeClaim"]["claimName"].as_str().unwrap().to_owned()
+        assert_eq!(
+            mount["readOnly"].as_bool().unwrap_or(false),
+            read_only,
+            "{name}"
+        );
+        volume["persistentVolumeClaim"]["claimName"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     };
     assert_eq!(claim_at("worker", false), claim_at("nginx", true));
     let nginx_port = env["NGINX_LISTEN_PORT"].parse::<u64>().unwrap();
     let nginx_pod = rendered.pod("Deployment", "nginx");
-    assert_eq!(nginx_pod["containers"][0]["ports"][0]["containerPort"].as_u64(), Some(nginx_port));
+    assert_eq!(
+        nginx_pod["containers"][0]["ports"][0]["containerPort"].as_u64(),
+        Some(nginx_port)
+    );
     assert_eq!(
         nginx_pod["containers"][0]["livenessProbe"]["httpGet"]["path"].as_str(),
         Some("/healthz")
@@ -689,7 +794,10 @@ fn nginx_accepts_the_configuration_rendered_with_the_kubernetes_environment() {
     };
     let mut env = nginx_environment(&rendered);
     // Loopback for the test; the rest exactly as the pod gets it.
-    env.insert("NGINX_LISTEN_PORT".into(), saas_deploy_checks::free_port().to_string());
+    env.insert(
+        "NGINX_LISTEN_PORT".into(),
+        saas_deploy_checks::free_port().to_string(),
+    );
     let prefix = NginxPrefix::with_vars(env);
     prefix.write_routing_map(&format!(
         "acme {};\nsleepy suspended;\n",
@@ -705,7 +813,10 @@ fn the_ingress_sends_every_public_host_to_nginx_only() {
     };
     let domain = rendered.config("BASE_DOMAIN");
     let ingress = rendered.get("Ingress", "odoo-saas");
-    let expected: Vec<String> = ["admin", "portal", "*"].iter().map(|l| format!("{l}.{domain}")).collect();
+    let expected: Vec<String> = ["admin", "portal", "*"]
+        .iter()
+        .map(|l| format!("{l}.{domain}"))
+        .collect();
     let hosts: Vec<String> = ingress["spec"]["rules"]
         .as_sequence()
         .unwrap()
@@ -742,7 +853,10 @@ fn the_ingress_sends_every_public_host_to_nginx_only() {
     // by other sites on every answer.
     let headers = read_repo_file("nginx/snippets/security-headers.conf");
     assert!(headers.contains("add_header X-Frame-Options SAMEORIGIN always;"));
-    for template in ["odoo-saas-20-admin.conf.template", "odoo-saas-30-portal.conf.template"] {
+    for template in [
+        "odoo-saas-20-admin.conf.template",
+        "odoo-saas-30-portal.conf.template",
+    ] {
         assert!(
             read_repo_file(&format!("nginx/templates/{template}"))
                 .contains("include snippets/security-headers.conf;"),
@@ -750,5 +864,9 @@ fn the_ingress_sends_every_public_host_to_nginx_only() {
         );
     }
     let pod = rendered.pod("Deployment", "nginx");
-    mount_of(pod, &pod["containers"][0], "/etc/nginx/snippets/security-headers.conf");
+    mount_of(
+        pod,
+        &pod["containers"][0],
+        "/etc/nginx/snippets/security-headers.conf",
+    );
 }

@@ -6,7 +6,8 @@
 # rendered-manifest checks of tests/kubernetes.rs need) is used when the
 # machine has it and is not installed here: Debian's (1.20, kustomize 2) is
 # too old for `labels:` and `replacements:`. Not installed either, see
-# deploy/kubernetes/README.md: kubeconform (on no registry used here) and
+# deploy/kubernetes/README.md: kubeconform (a Go binary on no package registry
+# used here, and it downloads its schemas at run time) and
 # podman for `kube play` (no dry run, pulls images).
 set -euo pipefail
 

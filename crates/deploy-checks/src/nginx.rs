@@ -27,6 +27,15 @@ pub struct NginxPrefix {
 impl NginxPrefix {
     /// Lays out nginx/ in a scratch prefix listening on a free loopback port.
     pub fn new(upstreams: &Upstreams) -> Self {
+        let port = crate::free_port();
+        // ROUTING_MAP_DIR is replaced by the prefix's own directory.
+        Self::with_vars(template_vars(upstreams, port, ""))
+    }
+
+    /// Lays out nginx/ with the templates rendered from `vars` (every
+    /// variable the templates use, NGINX_LISTEN_PORT included);
+    /// ROUTING_MAP_DIR is replaced by a directory inside the prefix.
+    pub fn with_vars(mut vars: BTreeMap<String, String>) -> Self {
         let scratch = ScratchDir::new("nginx");
         let root = repo_root().join("nginx");
         let prefix = scratch.path();
@@ -36,8 +45,13 @@ impl NginxPrefix {
         copy_tree(&root.join("html"), &prefix.join("html")).unwrap();
         let routing = scratch.dir("routing");
         scratch.dir("logs");
-        let port = crate::free_port();
-        let vars = template_vars(upstreams, port, routing.to_str().unwrap());
+        vars.insert(
+            "ROUTING_MAP_DIR".into(),
+            routing.to_str().unwrap().to_owned(),
+        );
+        let port = vars["NGINX_LISTEN_PORT"]
+            .parse()
+            .expect("NGINX_LISTEN_PORT is a port number");
         for entry in std::fs::read_dir(root.join("templates")).unwrap() {
             let path = entry.unwrap().path();
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();

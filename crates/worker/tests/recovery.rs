@@ -184,12 +184,21 @@ async fn a_restore_keeps_a_safety_copy_that_restores_and_manual_backups_respect_
             .run(tenant, OperationKind::Backup, json!({ "kind": "manual" }))
             .await?;
     }
-    let manual: Vec<(uuid::Uuid, String)> = sqlx::query_as(
-        "SELECT id, object_key FROM backups WHERE tenant_id = $1 AND kind = 'manual' ORDER BY created_at",
-    )
-    .bind(tenant)
-    .fetch_all(&platform.pool)
-    .await?;
+    // The backup's row and its success commit together; retention runs
+    // right after, so the test waits for it.
+    let mut manual: Vec<(uuid::Uuid, String)> = Vec::new();
+    for _ in 0..100 {
+        manual = sqlx::query_as(
+            "SELECT id, object_key FROM backups WHERE tenant_id = $1 AND kind = 'manual' ORDER BY created_at",
+        )
+        .bind(tenant)
+        .fetch_all(&platform.pool)
+        .await?;
+        if manual.len() <= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     ensure!(manual.len() == 2, "manual backups kept: {manual:?}");
     ensure!(
         manual.iter().all(|(id, _)| *id != first),

@@ -303,13 +303,7 @@ async fn backup(
     lease: &Lease,
 ) -> Result<(), HandlerError> {
     let kind = operation.args["kind"].as_str().unwrap_or("manual");
-    let key = new_backup_key(placement);
-    let server = placement.server()?;
-    let info = fenced(
-        lease,
-        saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, &key),
-    )
-    .await?;
+    let info = dump_to_store(inner, placement, lease, &new_backup_key(placement)).await?;
     let mut tx = inner.pool.begin().await?;
     record_backup(&mut tx, placement, kind, &info, None).await?;
     lease.complete(&mut tx).await?;
@@ -339,17 +333,28 @@ async fn backup_step(
     key: &str,
     keep_days: Option<i32>,
 ) -> Result<Uuid, HandlerError> {
-    let server = placement.server()?;
-    let info = fenced(
-        lease,
-        saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, key),
-    )
-    .await?;
+    let info = dump_to_store(inner, placement, lease, key).await?;
     let mut tx = inner.pool.begin().await?;
     lease.guard(&mut tx).await?;
     let id = record_backup(&mut tx, placement, kind, &info, keep_days).await?;
     tx.commit().await?;
     Ok(id)
+}
+
+/// The tenant's Odoo-compatible zip streamed into the store under `key`,
+/// stopped when the attempt's lease is lost.
+async fn dump_to_store(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    lease: &Lease,
+    key: &str,
+) -> Result<saas_odoo::BackupInfo, HandlerError> {
+    let server = placement.server()?;
+    fenced(
+        lease,
+        saas_odoo::backup_tenant(&server, &placement.db_name, &inner.store, key),
+    )
+    .await
 }
 
 async fn record_backup(

@@ -11,6 +11,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `TEST_REDIS_URL`
 //! (default `redis://127.0.0.1:6379`).
 
+pub mod bench;
 pub mod contract;
 pub mod odoo;
 pub mod private;

@@ -1,9 +1,13 @@
 //! No-op operations end to end on the local PostgreSQL and Redis: from the
 //! row being inserted (by the same core function admin and portal call) to
 //! the operation succeeding in an in-process worker. Reports throughput and
-//! enqueue-to-start latency; writes `bench/RESULTS.md`.
+//! enqueue-to-start latency, on an idle machine and with one busy loop per
+//! core beside it; in the same run, RQ 3's SimpleWorker (the replaced stack's
+//! queue, `bench/rq/`) on the same Redis with the same shape of work. Writes
+//! `bench/RESULTS.md`.
 //!
-//! `cargo bench -p worker --bench ops_throughput` (OPS=5000 to change the count).
+//! `cargo bench -p worker --bench ops_throughput` (OPS=5000 to change the count;
+//! needs python3 with venv, pip installs RQ under target/bench-rq).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,6 +16,7 @@ use futures::future::BoxFuture;
 use saas_core::config::{Env, WorkerSettings};
 use saas_core::ops::{self, Actor, Operation, OperationKind, OpsQueue};
 use saas_core::{Config, Service};
+use saas_testkit::bench::{CpuLoad, rq_bench};
 use saas_testkit::{TestDb, free_port, redis_prefix};
 use worker::handlers::{HandlerError, Handlers};
 use worker::lease::Lease;
@@ -30,6 +35,107 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     }
     let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
     sorted[rank.min(sorted.len() - 1)]
+}
+
+/// What one burst of `tenants.len()` no-op operations measured.
+struct Burst {
+    throughput: f64,
+    enqueue_rate: f64,
+    p50: f64,
+    p99: f64,
+}
+
+/// Requests one `kind` operation per tenant from `producers` concurrent
+/// producers, waits until all succeeded, and reads throughput (first insert
+/// to last success) and enqueue-to-start latency from the rows.
+async fn burst(
+    pool: &sqlx::PgPool,
+    queue: &Arc<OpsQueue>,
+    tenants: &[uuid::Uuid],
+    kind: OperationKind,
+    producers: usize,
+) -> anyhow::Result<Burst> {
+    let started = Instant::now();
+    let mut handles = Vec::new();
+    for chunk in tenants.chunks(tenants.len().div_ceil(producers)) {
+        let chunk = chunk.to_vec();
+        let pool = pool.clone();
+        let queue = Arc::clone(queue);
+        handles.push(tokio::spawn(async move {
+            let mut ids = Vec::with_capacity(chunk.len());
+            for tenant in chunk {
+                let requested = ops::request_change(
+                    &pool,
+                    Some(&queue),
+                    tenant,
+                    kind,
+                    serde_json::json!({}),
+                    &Actor::system("bench"),
+                )
+                .await?;
+                ids.push(requested.operation.id);
+            }
+            anyhow::Ok(ids)
+        }));
+    }
+    let mut ids = Vec::with_capacity(tenants.len());
+    for handle in handles {
+        ids.extend(handle.await??);
+    }
+    let enqueued_in = started.elapsed();
+    loop {
+        let done: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM operations WHERE id = ANY($1) AND state = 'succeeded'",
+        )
+        .bind(&ids)
+        .fetch_one(pool)
+        .await?;
+        if usize::try_from(done)? >= ids.len() {
+            break;
+        }
+        anyhow::ensure!(
+            started.elapsed() < Duration::from_secs(300),
+            "only {done} of {} finished",
+            ids.len()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut latencies: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM (started_at - created_at))::float8 * 1000 FROM operations
+         WHERE id = ANY($1) ORDER BY 1",
+    )
+    .bind(&ids)
+    .fetch_all(pool)
+    .await?;
+    latencies.sort_by(f64::total_cmp);
+    let span: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM (max(finished_at) - min(created_at)))::float8 FROM operations
+         WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(pool)
+    .await?;
+    Ok(Burst {
+        throughput: ids.len() as f64 / span,
+        enqueue_rate: ids.len() as f64 / enqueued_in.as_secs_f64(),
+        p50: percentile(&latencies, 50.0),
+        p99: percentile(&latencies, 99.0),
+    })
+}
+
+/// RQ's report as the same measures.
+fn rq_burst(report: &serde_json::Value) -> anyhow::Result<Burst> {
+    let field = |name: &str| {
+        report[name]
+            .as_f64()
+            .ok_or_else(|| anyhow::anyhow!("rq_bench.py reported no {name}"))
+    };
+    Ok(Burst {
+        throughput: field("throughput")?,
+        enqueue_rate: field("enqueue_rate")?,
+        p50: field("burst_p50")?,
+        p99: field("burst_p99")?,
+    })
 }
 
 #[tokio::main]
@@ -92,47 +198,18 @@ async fn main() -> anyhow::Result<()> {
 
     let redis = redis::Client::open(saas_testkit::redis_url())?;
     let queue = Arc::new(OpsQueue::connect(&redis, &prefix).await?);
-    let started = Instant::now();
     let producers = 8;
-    let mut handles = Vec::new();
-    for chunk in tenants.chunks(count.div_ceil(producers)) {
-        let chunk = chunk.to_vec();
-        let pool = pool.clone();
-        let queue = Arc::clone(&queue);
-        handles.push(tokio::spawn(async move {
-            for tenant in chunk {
-                ops::request_change(
-                    &pool,
-                    Some(&queue),
-                    tenant,
-                    OperationKind::HealthCheck,
-                    serde_json::json!({}),
-                    &Actor::system("bench"),
-                )
-                .await?;
-            }
-            anyhow::Ok(())
-        }));
-    }
-    for handle in handles {
-        handle.await??;
-    }
-    let enqueued_in = started.elapsed();
-    loop {
-        let done: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM operations WHERE state = 'succeeded'")
-                .fetch_one(&pool)
-                .await?;
-        if usize::try_from(done)? >= count {
-            break;
-        }
-        anyhow::ensure!(
-            started.elapsed() < Duration::from_secs(300),
-            "only {done} of {count} finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let started = Instant::now();
+    let idle = burst(
+        &pool,
+        &queue,
+        &tenants,
+        OperationKind::HealthCheck,
+        producers,
+    )
+    .await?;
     let elapsed = started.elapsed();
+    eprintln!("ours, idle: {:.0} ops/s", idle.throughput);
 
     // Pickup latency with an idle queue: one operation at a time, 10 ms apart.
     let samples: usize = 200;
@@ -234,31 +311,54 @@ async fn main() -> anyhow::Result<()> {
     .fetch_one(&pool)
     .await?;
     let paced_done = paced_latencies.len() as f64 / paced_span;
+
+    // The same burst with every core busy beside it, then RQ idle and loaded
+    // on the same Redis (its own logical database, `rq:*` keys cleared
+    // before and after).
+    let load = CpuLoad::start()?;
+    let loaded = burst(
+        &pool,
+        &queue,
+        &tenants,
+        OperationKind::CollectUsage,
+        producers,
+    )
+    .await?;
+    eprintln!("ours, loaded: {:.0} ops/s", loaded.throughput);
+    let rq_url = format!("{}/13", saas_testkit::redis_url().trim_end_matches('/'));
+    let rq_loaded = rq_burst(&tokio::task::block_in_place(|| {
+        rq_bench(&rq_url, count, producers)
+    })?)?;
+    eprintln!("RQ, loaded: {:.0} jobs/s", rq_loaded.throughput);
+    let busy = load.processes();
+    drop(load);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rq_idle_report = tokio::task::block_in_place(|| rq_bench(&rq_url, count, producers))?;
+    let rq_idle = rq_burst(&rq_idle_report)?;
+    eprintln!("RQ, idle: {:.0} jobs/s", rq_idle.throughput);
     let _ = stop_tx.send(());
     let _ = served.await;
 
-    let mut latencies: Vec<f64> = sqlx::query_scalar(
-        "SELECT extract(epoch FROM (started_at - created_at))::float8 * 1000 FROM operations
-         WHERE kind = 'health_check' ORDER BY 1",
-    )
-    .fetch_all(&pool)
-    .await?;
-    latencies.sort_by(f64::total_cmp);
-    let span: f64 = sqlx::query_scalar(
-        "SELECT extract(epoch FROM (max(finished_at) - min(created_at)))::float8 FROM operations
-         WHERE kind = 'health_check'",
-    )
-    .fetch_one(&pool)
-    .await?;
-    let throughput = count as f64 / span;
+    let rq_idle_p50 = rq_idle_report["idle_p50"].as_f64().unwrap_or(f64::NAN);
+    let rq_idle_p99 = rq_idle_report["idle_p99"].as_f64().unwrap_or(f64::NAN);
+    let ratio_idle = idle.throughput / rq_idle.throughput;
+    let ratio_loaded = loaded.throughput / rq_loaded.throughput;
+    let verdict = |ratio: f64, target: f64| {
+        if ratio >= target {
+            format!("{ratio:.1}× (target ≥ {target:.0}×: met)")
+        } else {
+            format!("{ratio:.1}× (target ≥ {target:.0}×: **not met**)")
+        }
+    };
     let body = format!(
-        "## Operations engine (issue 3)\n\n\
+        "## Operations engine\n\n\
          No-op operations end to end, row inserted by `ops::request_change` (transaction with audit entry, \
-         then push to apalis-redis) to `succeeded` in one worker process (`WORKER_CONCURRENCY={concurrency}`), \
+         then push to apalis-redis) to `succeeded` in one worker process (`WORKER_CONCURRENCY={concurrency}`, \
+         each attempt claiming its lease and recording its result fenced by it), \
          {producers} concurrent producers, local PostgreSQL 15 and Redis 7 on this 2-core machine.\n\n\
          | measure | value |\n|---|---|\n\
          | operations | {count} |\n\
-         | throughput (first insert to last success) | {throughput:.0} ops/s |\n\
+         | throughput (first insert to last success) | {:.0} ops/s |\n\
          | enqueue rate | {:.0} ops/s |\n\
          | enqueue-to-start latency under that burst, p50 | {:.1} ms |\n\
          | enqueue-to-start latency under that burst, p99 | {:.1} ms |\n\
@@ -267,18 +367,46 @@ async fn main() -> anyhow::Result<()> {
          | steady load: {} operations offered at {paced_rate:.0}/s, completed at | {paced_done:.0} ops/s |\n\
          | enqueue-to-start latency at that steady load, p50 | {:.1} ms |\n\
          | enqueue-to-start latency at that steady load, p99 | {:.1} ms |\n\
-         | wall time | {:.2} s |\n\n\
-         Target: at least 1,000 ops/s and p50 under 10 ms (the replaced RQ stack: about 100 no-op jobs/s).\n\
+         | wall time of the first burst | {:.2} s |\n\n\
+         ### Next to RQ 3\n\n\
+         In the same run, RQ 3.0.0 (`bench/rq/rq_bench.py`): one `SimpleWorker` process (no fork per job, \
+         logging at WARNING), {producers} producer threads enqueueing {count} no-op jobs on the same Redis \
+         (its own logical database); throughput from the jobs' own `enqueued_at`/`ended_at`. RQ keeps \
+         nothing in PostgreSQL, so it does less per job than this engine. \
+         \"Loaded\": {busy} busy-loop processes (one per core) running beside both.\n\n\
+         | measure | this engine | RQ 3 SimpleWorker | ratio |\n|---|---|---|---|\n\
+         | idle: throughput | {:.0} ops/s | {:.0} jobs/s | {} |\n\
+         | idle: enqueue-to-start p50 / p99 in the burst | {:.1} / {:.1} ms | {:.1} / {:.1} ms | |\n\
+         | idle: enqueue-to-start p50 / p99, one at a time | {:.1} / {:.1} ms | {rq_idle_p50:.1} / {rq_idle_p99:.1} ms | |\n\
+         | loaded: throughput | {:.0} ops/s | {:.0} jobs/s | {} |\n\
+         | loaded: enqueue-to-start p50 / p99 in the burst | {:.1} / {:.1} ms | {:.1} / {:.1} ms | |\n\n\
          Run: `cargo bench -p worker --bench ops_throughput` (measured {}).\n",
-        count as f64 / enqueued_in.as_secs_f64(),
-        percentile(&latencies, 50.0),
-        percentile(&latencies, 99.0),
+        idle.throughput,
+        idle.enqueue_rate,
+        idle.p50,
+        idle.p99,
         percentile(&idle_latencies, 50.0),
         percentile(&idle_latencies, 99.0),
         paced_latencies.len(),
         percentile(&paced_latencies, 50.0),
         percentile(&paced_latencies, 99.0),
         elapsed.as_secs_f64(),
+        idle.throughput,
+        rq_idle.throughput,
+        verdict(ratio_idle, 10.0),
+        idle.p50,
+        idle.p99,
+        rq_idle.p50,
+        rq_idle.p99,
+        percentile(&idle_latencies, 50.0),
+        percentile(&idle_latencies, 99.0),
+        loaded.throughput,
+        rq_loaded.throughput,
+        verdict(ratio_loaded, 5.0),
+        loaded.p50,
+        loaded.p99,
+        rq_loaded.p50,
+        rq_loaded.p99,
         chrono::Utc::now().format("%Y-%m-%d"),
     );
     let path = saas_testkit::write_bench_section("ops-engine", &body)?;

@@ -6,6 +6,7 @@
 //! worker fences itself: after a stall it assumes the worst).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +29,10 @@ struct Inner {
     pool: PgPool,
     lost: watch::Sender<bool>,
     renewed_at: Mutex<Instant>,
+    /// Set once the attempt records its outcome: a renewal that races the
+    /// final write and finds the operation no longer running is not a
+    /// takeover.
+    finishing: AtomicBool,
 }
 
 impl Lease {
@@ -40,6 +45,7 @@ impl Lease {
                 pool,
                 lost,
                 renewed_at: Mutex::new(Instant::now()),
+                finishing: AtomicBool::new(false),
             }),
         }
     }
@@ -93,12 +99,23 @@ impl Lease {
         if self.is_lost() {
             return Err(taken_over());
         }
+        self.finishing();
         if lease::complete(conn, self.operation_id(), self.token()).await? {
             Ok(())
         } else {
             self.mark_lost();
             Err(taken_over())
         }
+    }
+
+    /// The attempt is about to record its outcome (the write itself is
+    /// fenced by the token in PostgreSQL, not by this flag).
+    pub(crate) fn finishing(&self) {
+        self.inner.finishing.store(true, Ordering::Release);
+    }
+
+    fn is_finishing(&self) -> bool {
+        self.inner.finishing.load(Ordering::Acquire)
     }
 
     /// Marks the lease lost; true when it was not already.
@@ -191,7 +208,7 @@ impl Leases {
                 for lease in &held {
                     if renewed.contains(&lease.operation_id()) {
                         lease.renewed(asked);
-                    } else if self.holds(lease) && lease.mark_lost() {
+                    } else if self.holds(lease) && !lease.is_finishing() && lease.mark_lost() {
                         tracing::warn!(operation = %lease.operation_id(), "lease taken over by another worker; stopping the attempt");
                         lost += 1;
                     }

@@ -22,6 +22,7 @@ impl<H: Handlers> Engine<H> {
         lease: &Lease,
         result: Result<(), HandlerError>,
     ) {
+        lease.finishing();
         loop {
             match self.record(operation, lease, result.clone()).await {
                 Ok(()) => return,

@@ -191,3 +191,94 @@ pub fn rq_bench(
     ensure!(output.status.success(), "rq_bench.py failed");
     serde_json::from_slice(&output.stdout).context("rq_bench.py printed no JSON")
 }
+
+/// An API measured under wrk next to the minimal axum handler answering a
+/// body of the same size, on the idle machine and with [`CpuLoad`] beside.
+#[derive(Debug, Clone)]
+pub struct FloorComparison {
+    pub body_bytes: usize,
+    pub idle: Wrk,
+    pub floor_idle: Wrk,
+    pub loaded: Wrk,
+    pub floor_loaded: Wrk,
+    pub busy_processes: usize,
+}
+
+impl FloorComparison {
+    /// One Markdown table row: `| name | api idle | floor idle | share | api loaded | floor loaded | share |`.
+    pub fn row(&self, name: &str) -> String {
+        let share = |api: &Wrk, floor: &Wrk| {
+            format!(
+                "{:.0} %",
+                100.0 * api.requests_per_sec / floor.requests_per_sec
+            )
+        };
+        format!(
+            "| {name} | {:.0} req/s (p99 {}) | {:.0} req/s (p99 {}) | {} | {:.0} req/s (p99 {}) | {:.0} req/s (p99 {}) | {} |\n",
+            self.idle.requests_per_sec,
+            self.idle.p99,
+            self.floor_idle.requests_per_sec,
+            self.floor_idle.p99,
+            share(&self.idle, &self.floor_idle),
+            self.loaded.requests_per_sec,
+            self.loaded.p99,
+            self.floor_loaded.requests_per_sec,
+            self.floor_loaded.p99,
+            share(&self.loaded, &self.floor_loaded),
+        )
+    }
+
+    /// The table header for [`Self::row`].
+    pub const HEADER: &'static str = "| API | idle | minimal axum handler, idle | share of the floor | loaded | minimal axum handler, loaded | share of the floor |\n|---|---|---|---|---|---|---|\n";
+}
+
+/// Measures `url` (sent with `headers`, `Name: value`) and the floor under
+/// `wrk -t2 -c<connections> -d<seconds>s`, idle and loaded. Fails when the
+/// API answers anything but 2xx under load.
+pub async fn compare_with_floor(
+    url: &str,
+    headers: &[String],
+    connections: u32,
+    seconds: u32,
+) -> anyhow::Result<FloorComparison> {
+    let mut request = reqwest::Client::new().get(url);
+    for header in headers {
+        let (name, value) = header
+            .split_once(':')
+            .with_context(|| format!("header {header:?} is not `Name: value`"))?;
+        request = request.header(name.trim(), value.trim());
+    }
+    let response = request.send().await?;
+    ensure!(
+        response.status().is_success(),
+        "{url}: {}",
+        response.status()
+    );
+    let body_bytes = response.bytes().await?.len();
+    let floor = floor_server(body_bytes).await?;
+    let run = |target: String, headers: Vec<String>| {
+        tokio::task::spawn_blocking(move || wrk(&target, &headers, connections, seconds))
+    };
+    let idle = run(url.to_owned(), headers.to_vec()).await??;
+    let floor_idle = run(floor.clone(), Vec::new()).await??;
+    let load = CpuLoad::start()?;
+    let loaded = run(url.to_owned(), headers.to_vec()).await??;
+    let floor_loaded = run(floor, Vec::new()).await??;
+    let busy_processes = load.processes();
+    drop(load);
+    for measured in [&idle, &loaded] {
+        ensure!(
+            measured.errors == "none",
+            "{url} under wrk: {}",
+            measured.errors
+        );
+    }
+    Ok(FloorComparison {
+        body_bytes,
+        idle,
+        floor_idle,
+        loaded,
+        floor_loaded,
+        busy_processes,
+    })
+}

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::repo::operators::OperatorRow;
 use crate::settings::AdminSettings;
+use saas_core::error_chain::Chain;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -46,7 +47,7 @@ impl AppState {
         match self.redis.queue().await {
             Ok(queue) => Some(queue),
             Err(err) => {
-                tracing::warn!(error = %err, "operations queue unreachable; the reconciler will push");
+                tracing::warn!(error = %Chain(&err), "operations queue unreachable; the reconciler will push");
                 None
             }
         }

@@ -18,6 +18,7 @@ use crate::error::AppError;
 use crate::mail::Mailer;
 use crate::settings::PortalSettings;
 use crate::store::BackupObjects;
+use saas_core::error_chain::Chain;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -58,7 +59,7 @@ impl AppState {
         match self.redis.queue().await {
             Ok(queue) => Some(queue),
             Err(err) => {
-                tracing::warn!(error = %err, "operations queue unavailable; the reconciler will push");
+                tracing::warn!(error = %Chain(&err), "operations queue unavailable; the reconciler will push");
                 None
             }
         }

@@ -37,6 +37,7 @@ use tokio::sync::watch;
 use crate::engine::Engine;
 use crate::handlers::Handlers;
 use crate::metrics::WorkerMetrics;
+use saas_core::error_chain::Chain;
 
 /// The worker application, ready to serve.
 pub struct App<H> {
@@ -127,7 +128,9 @@ impl<H: Handlers> App<H> {
         tracing::info!("shutdown requested: no new operations; waiting for running ones");
         match tokio::time::timeout(grace, &mut work).await {
             Ok(Ok(_)) => {}
-            Ok(Err(join)) => tracing::error!(error = %join, "the engine stopped abnormally"),
+            Ok(Err(join)) => {
+                tracing::error!(error = %Chain(&join), "the engine stopped abnormally")
+            }
             Err(_) => {
                 tracing::warn!(
                     "operations still running after WORKER_SHUTDOWN_TIMEOUT ({grace:?}); \
@@ -158,13 +161,13 @@ pub async fn start_platform(
             .map_err(|err| StartupError::from_database(config, &err))?;
     }
     if let Err(err) = servers::refresh_templates(&pool).await {
-        tracing::warn!(error = %err, "cannot list the servers' templates yet");
+        tracing::warn!(error = %Chain(err.as_ref()), "cannot list the servers' templates yet");
     }
     if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
-        tracing::warn!(error = %err, "cannot write the routing map yet");
+        tracing::warn!(error = %Chain(&err), "cannot write the routing map yet");
     }
     let store = saas_odoo::BackupStore::from_url(&data_plane.backup_store_url)
-        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {err}")))?;
+        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))?;
     // Leftovers of backups a crash cut short go at start, then periodically.
     tokio::spawn(sweep::sweep_periodically(
         pool.clone(),
@@ -177,7 +180,7 @@ pub async fn start_platform(
         config.public_scheme.clone(),
         config.base_domain.clone(),
     )
-    .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {err}")))
+    .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -235,10 +238,10 @@ async fn run_engine<H: Handlers>(
     essential.abort_all();
     let mut conn = queue.connection();
     if let Err(err) = workers::remove(&mut conn, queue.prefix(), &name).await {
-        tracing::warn!(error = %err, "could not deregister the worker");
+        tracing::warn!(error = %Chain(&err), "could not deregister the worker");
     }
     if let Err(err) = queue.forget_consumers_of(&name).await {
-        tracing::warn!(error = %err, "could not deregister the worker's queue consumers");
+        tracing::warn!(error = %Chain(&err), "could not deregister the worker's queue consumers");
     }
     tracing::info!(worker = %name, "worker stopped");
     outcome
@@ -264,7 +267,7 @@ async fn connect_queue<H>(
         };
         let reason = match outcome {
             Ok(Ok(queue)) => return Ok(Some(queue)),
-            Ok(Err(err)) => format!("Redis is not reachable (REDIS_URL): {err}"),
+            Ok(Err(err)) => format!("Redis is not reachable (REDIS_URL): {}", Chain(&err)),
             Err(_) => "Redis does not answer (REDIS_URL)".to_owned(),
         };
         parts.queue.set_down(reason.clone());

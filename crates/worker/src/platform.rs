@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::handlers::{HandlerError, Handlers, Maintenance};
 use crate::lease::Lease;
 use crate::servers::{self, TenantPlacement};
+use saas_core::error_chain::Chain;
 
 /// Handlers backed by the platform database and the Odoo data plane.
 pub struct PlatformHandlers {
@@ -86,31 +87,35 @@ impl Handlers for PlatformHandlers {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             if let Err(err) = servers::refresh_templates(&inner.pool).await {
-                tracing::warn!(error = %err, "refreshing server templates failed");
+                tracing::warn!(error = %Chain(err.as_ref()), "refreshing server templates failed");
             }
             if let Err(err) = servers::write_routing_map(&inner).await {
-                tracing::warn!(error = %err, "writing the routing map failed");
+                tracing::warn!(error = %Chain(&err), "writing the routing map failed");
             }
             match servers::drop_leftover_guests(&inner.pool).await {
                 Ok(0) => {}
                 Ok(dropped) => tracing::warn!(dropped, "guest roles left by a crash dropped"),
-                Err(err) => tracing::warn!(error = %err, "dropping leftover guests failed"),
+                Err(err) => {
+                    tracing::warn!(error = %Chain(err.as_ref()), "dropping leftover guests failed")
+                }
             }
             match crate::failed_provisions::sweep(&inner.pool).await {
                 Ok(0) => {}
                 Ok(cleaned) => tracing::info!(cleaned, "failed provisions cleaned"),
-                Err(err) => tracing::warn!(error = %err, "sweeping failed provisions failed"),
+                Err(err) => {
+                    tracing::warn!(error = %Chain(&err), "sweeping failed provisions failed")
+                }
             }
             match crate::schedule::run_once(&inner.pool, &context.queue).await {
                 Ok(0) => {}
                 Ok(requested) => tracing::info!(requested, "schedules requested operations"),
-                Err(err) => tracing::warn!(error = %err, "schedules failed"),
+                Err(err) => tracing::warn!(error = %Chain(err.as_ref()), "schedules failed"),
             }
             if let Err(err) = expire_backups_of_deleted_tenants(&inner).await {
                 tracing::warn!(error = %err.message, "expiring backups of deleted tenants failed");
             }
             if let Err(err) = crate::schedule::backup_metrics(&inner.pool, &context.metrics).await {
-                tracing::warn!(error = %err, "backup metrics failed");
+                tracing::warn!(error = %Chain(err.as_ref()), "backup metrics failed");
             }
         })
     }
@@ -134,12 +139,14 @@ impl Handlers for PlatformHandlers {
                 Ok(()) => {
                     tracing::error!(%tenant, %error, "provisioning failed; tenant marked failed")
                 }
-                Err(err) => tracing::error!(error = %err, "could not mark the tenant failed"),
+                Err(err) => {
+                    tracing::error!(error = %Chain(&err), "could not mark the tenant failed")
+                }
             }
             // What the attempts left goes now; the maintenance sweep retries
             // if this fails (and cleans up after cancelled provisions).
             if let Err(err) = crate::failed_provisions::clean(&inner.pool, tenant).await {
-                tracing::warn!(%tenant, error = %err, "cleaning the failed provision failed; the sweep retries");
+                tracing::warn!(%tenant, error = %Chain(&err), "cleaning the failed provision failed; the sweep retries");
             }
         })
     }
@@ -165,16 +172,7 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
     translated.telling_customer(customer)
 }
 
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+pub(crate) use saas_core::error_chain::chain as error_chain;
 
 fn arg_str<'a>(operation: &'a Operation, key: &str) -> Result<&'a str, HandlerError> {
     operation.args[key].as_str().ok_or_else(|| {
@@ -231,7 +229,7 @@ async fn provision(
     // The customer sees real usage from the first page, not only after the
     // hourly schedule.
     if let Err(err) = collect_usage(inner, placement).await {
-        tracing::warn!(error = %err, "first usage collection failed; the schedule retries");
+        tracing::warn!(error = %Chain(&err), "first usage collection failed; the schedule retries");
     }
     servers::write_routing_map(inner).await
 }

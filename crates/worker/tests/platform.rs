@@ -144,4 +144,40 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
     Ok(())
 }
 
+/// A server the worker cannot log in to: the log names the server and says
+/// why, in PostgreSQL's own words, not only "database error".
+#[tokio::test]
+async fn a_failing_server_is_logged_with_the_cause() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let role = format!("no_such_role_{}", world.suffix);
+    let platform = Platform::start_after(&world, &[], async |pool| {
+        sqlx::query(
+            "INSERT INTO servers (id, name, public_url, internal_url, pg_url, filestore_root, capacity)
+             VALUES ($1, 'unreachable', 'http://127.0.0.1:9', 'http://127.0.0.1:9', $2, '/nonexistent', 1)",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(format!("postgres://{role}@127.0.0.1:5432/postgres"))
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+    .await?;
+    let expected = format!("role \"{role}\" does not exist");
+    for _ in 0..100 {
+        let log = platform.worker.log();
+        if let Some(line) = log.lines().find(|l| l.contains("cannot list templates")) {
+            ensure!(
+                line.contains("unreachable") && line.contains(&expected),
+                "the log line drops the cause: {line}"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "no \"cannot list templates\" line; log:\n{}",
+        platform.worker.log()
+    )
+}
+
 use sqlx::Connection as _;

@@ -19,6 +19,7 @@ pub use store::{Claim, FailureOutcome, NewOperation, OpsError, Requested};
 
 use crate::audit;
 use crate::domain::{TenantState, TransitionRefused, transition};
+use crate::error_chain::Chain;
 
 /// Who asks, from where: recorded in the operation and the audit log.
 #[derive(Debug, Clone)]
@@ -156,7 +157,7 @@ pub async fn push_after_commit(queue: Option<&OpsQueue>, id: Uuid) {
     if let Some(queue) = queue
         && let Err(err) = queue.push(id).await
     {
-        tracing::warn!(error = %err, "operation stored but not pushed; the reconciler will push it");
+        tracing::warn!(error = %Chain(&err), "operation stored but not pushed; the reconciler will push it");
     }
 }
 

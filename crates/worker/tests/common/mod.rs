@@ -32,6 +32,17 @@ impl Platform {
     /// Starts the worker with `extra` environment variables on top of the
     /// defaults (later entries win).
     pub async fn start_with(world: &OdooWorld, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_after(world, extra, async |_| Ok(())).await
+    }
+
+    /// [`Platform::start_with`], running `prepare` on the migrated platform
+    /// database (with the world's server registered) before the worker
+    /// starts.
+    pub async fn start_after(
+        world: &OdooWorld,
+        extra: &[(&str, &str)],
+        prepare: impl AsyncFnOnce(&PgPool) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let db = TestDb::new("platform").await?;
         let pool = db.pool().await?;
         saas_core::db::MIGRATOR.run(&pool).await?;
@@ -46,6 +57,7 @@ impl Platform {
         .bind(world.filestore_root.to_string_lossy().as_ref())
         .execute(&pool)
         .await?;
+        prepare(&pool).await?;
         let map = world.path().join("routing/tenants.map");
         let backups = world.path().join("backups");
         let prefix = RedisPrefix::new();

@@ -26,6 +26,10 @@ pub struct Inner {
     pub secure_cookies: bool,
     pub public_scheme: String,
     pub base_domain: String,
+    /// Every public URL admin links to (`PUBLIC_PORT` included).
+    pub public: saas_core::public_url::PublicUrls,
+    /// Seals the Odoo admin passwords of tenants operators create.
+    pub sealing: saas_core::sealing::SealingKey,
     /// API tokens recently checked, so a busy client costs one query per
     /// request, not two. Cleared on every token or operator change here;
     /// another admin process sees a revocation within [`TOKEN_CACHE_TTL`].

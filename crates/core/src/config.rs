@@ -27,6 +27,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "LOG_LEVEL",
     "APP_ENV",
     "PUBLIC_SCHEME",
+    "PUBLIC_PORT",
     "SCHEMA_WAIT_SECS",
     "DB_MAX_CONNECTIONS",
     "REDIS_KEY_PREFIX",
@@ -142,6 +143,9 @@ pub struct Config {
     pub log_level: String,
     pub app_env: AppEnv,
     pub public_scheme: String,
+    /// The port of the public URLs (nginx's published port); `None` when it
+    /// is the scheme's default, which URLs leave out.
+    pub public_port: Option<u16>,
     pub schema_wait: Duration,
     pub db_max_connections: u32,
     /// Prefix of every Redis key the platform writes (queues, sessions).
@@ -322,6 +326,15 @@ impl Config {
             env.parse_or("PUBLIC_SCHEME", "https".to_owned(), "http or https", |v| {
                 matches!(v, "http" | "https").then(|| v.to_owned())
             })?;
+        let public_port = env.parse_or(
+            "PUBLIC_PORT",
+            None,
+            "a port number from 1 to 65535 (the port browsers reach nginx on), or empty for the \
+             scheme's default (80 for http, 443 for https)",
+            |v| v.parse::<u16>().ok().filter(|p| *p > 0).map(Some),
+        )?;
+        let public_port =
+            public_port.filter(|p| *p != crate::public_url::default_port(&public_scheme));
         let schema_wait = env.seconds("SCHEMA_WAIT_SECS", 60, 0..=3600)?;
         let db_max_connections = env.parse_or(
             "DB_MAX_CONNECTIONS",
@@ -353,9 +366,21 @@ impl Config {
             log_level,
             app_env,
             public_scheme,
+            public_port,
             schema_wait,
             db_max_connections,
         })
+    }
+
+    /// Every public URL the services generate, from `PUBLIC_SCHEME`,
+    /// `BASE_DOMAIN` and `PUBLIC_PORT`.
+    pub fn public_urls(&self) -> crate::public_url::PublicUrls {
+        crate::public_url::PublicUrls::new(&self.public_scheme, &self.base_domain, self.public_port)
+    }
+
+    /// The key operation secrets are sealed under, derived from `SECRET_KEY`.
+    pub fn sealing_key(&self) -> crate::sealing::SealingKey {
+        crate::sealing::SealingKey::derive(&self.secret_key)
     }
 
     /// `host:port` of the PostgreSQL server, for messages (no credentials).
@@ -794,6 +819,38 @@ mod tests {
             err.to_string(),
             r#"config error: ORPHAN_AFTER_SECS: expected at least three WORKER_HEARTBEAT_SECS (15 s), got "14""#
         );
+        Ok(())
+    }
+
+    #[test]
+    fn public_port_is_validated_and_default_ports_omitted() -> Result<(), ConfigError> {
+        let config = Config::from_env(
+            Service::Portal,
+            &with(&[("PUBLIC_SCHEME", "http"), ("PUBLIC_PORT", "8081")]),
+        )?;
+        assert_eq!(config.public_port, Some(8081));
+        assert_eq!(
+            config.public_urls().tenant("acme"),
+            "http://acme.localhost:8081"
+        );
+        for (scheme, port) in [("http", "80"), ("https", "443")] {
+            let config = Config::from_env(
+                Service::Worker,
+                &with(&[("PUBLIC_SCHEME", scheme), ("PUBLIC_PORT", port)]),
+            )?;
+            assert_eq!(config.public_port, None, "{scheme} {port}");
+        }
+        assert_eq!(
+            Config::from_env(Service::Admin, &with(&[("PUBLIC_PORT", "")]))?.public_port,
+            None
+        );
+        for bad in ["0", "65536", "80a", "-1", "http"] {
+            let Err(err) = Config::from_env(Service::Admin, &with(&[("PUBLIC_PORT", bad)])) else {
+                panic!("accepted PUBLIC_PORT={bad}");
+            };
+            assert_eq!(err.var, "PUBLIC_PORT");
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
         Ok(())
     }
 

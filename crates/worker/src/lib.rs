@@ -16,6 +16,7 @@ pub mod metrics;
 mod outcome;
 pub mod platform;
 pub mod schedule;
+mod secrets;
 pub mod servers;
 pub mod sweep;
 pub mod tenant_lock;
@@ -174,13 +175,8 @@ pub async fn start_platform(
         store,
         data_plane.backup_store_url.clone(),
     ));
-    platform::PlatformHandlers::new(
-        pool,
-        data_plane,
-        config.public_scheme.clone(),
-        config.base_domain.clone(),
-    )
-    .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))
+    platform::PlatformHandlers::new(pool, data_plane, config.public_urls(), config.sealing_key())
+        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {

@@ -30,17 +30,20 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
             },
         )
         .await?;
-    let password_hash = requested.password_hash.clone();
     let tenant = requested.tenant;
-    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
-    let (login, stored): (String, String) =
-        sqlx::query_as("SELECT login, password FROM res_users WHERE id = 2")
-            .fetch_one(&mut odoo)
-            .await?;
+    let (login, stored) = common::admin_user(&subdomain).await?;
     ensure!(
-        login == requested.login && stored == password_hash,
-        "admin user not configured: {login}"
+        login == requested.login
+            && stored.starts_with("$pbkdf2-sha512$600000$")
+            && saas_core::auth::odoo_password::verify_password(&requested.password, &stored),
+        "admin user not configured: {login} {stored}"
     );
+    // The sealed copy went with the provision's success.
+    ensure!(
+        !saas_core::ops::secrets::held(pool, requested.provision).await?,
+        "the sealed password outlived its provision"
+    );
+    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
     let base_url: String =
         sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'")
             .fetch_one(&mut odoo)

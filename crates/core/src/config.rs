@@ -52,6 +52,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "ODOO_SERVER_CAPACITY",
     "ODOO_PROBE_TIMEOUT_SECS",
     "RESTORE_MAX_MB",
+    "ODOO_TEMPLATES",
     "ADMIN_SESSION_IDLE_SECS",
     "ADMIN_SESSION_ABSOLUTE_SECS",
 ];
@@ -482,6 +483,47 @@ pub struct DataPlaneSettings {
     /// The Odoo server of a single-host deployment, registered as server
     /// `default` when `ODOO_UPSTREAM` is set.
     pub default_server: Option<DefaultServer>,
+    /// The templates `odoo/build-templates.sh` builds (`ODOO_TEMPLATES`):
+    /// each gets a plan once it is found on a server, the first time only.
+    pub templates: Vec<TemplateSpec>,
+}
+
+/// One `name:module,module` entry of `ODOO_TEMPLATES`: the database
+/// `tpl_<name>` with those modules installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSpec {
+    pub name: String,
+    pub modules: Vec<String>,
+}
+
+const TEMPLATES_SHAPE: &str = "space-separated name:module,module entries such as \
+     \"basic:base,web,contacts\" (names and modules of lower-case letters, digits and _, \
+     names at most 40 characters), as odoo/build-templates.sh reads them";
+
+/// Parses `ODOO_TEMPLATES` the way `odoo/build-templates.sh` does; `None`
+/// when an entry is malformed or a name repeats.
+pub fn parse_templates(raw: &str) -> Option<Vec<TemplateSpec>> {
+    let word = |w: &str, max: usize| {
+        (1..=max).contains(&w.len())
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let mut specs: Vec<TemplateSpec> = Vec::new();
+    for entry in raw.split_whitespace() {
+        let (name, modules) = entry.split_once(':')?;
+        let modules: Vec<String> = modules.split(',').map(str::to_owned).collect();
+        if !word(name, 40)
+            || !modules.iter().all(|m| word(m, 64))
+            || specs.iter().any(|s| s.name == name)
+        {
+            return None;
+        }
+        specs.push(TemplateSpec {
+            name: name.to_owned(),
+            modules,
+        });
+    }
+    Some(specs)
 }
 
 /// The compose stack's own Odoo server: its cluster is the platform's.
@@ -556,12 +598,17 @@ impl DataPlaneSettings {
                 )?,
             }),
         };
+        let templates = env.parse_or("ODOO_TEMPLATES", Vec::new(), TEMPLATES_SHAPE, |v| {
+            // Quotes as .env files and compose keep them.
+            parse_templates(v.trim_matches(|c| c == '"' || c == '\''))
+        })?;
         Ok(Self {
             routing_map_path,
             backup_store_url,
             probe_timeout,
             restore_max_bytes: restore_max_mb * 1024 * 1024,
             default_server,
+            templates,
         })
     }
 }
@@ -850,6 +897,50 @@ mod tests {
             };
             assert_eq!(err.var, "PUBLIC_PORT");
             assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn odoo_templates_parse_like_build_templates_sh() -> Result<(), ConfigError> {
+        let env = Env::from_pairs([(
+            "ODOO_TEMPLATES",
+            "basic:base,web,contacts  standard:base,web,sale_management\n",
+        )]);
+        let settings = DataPlaneSettings::from_env(&env)?;
+        assert_eq!(
+            settings.templates,
+            vec![
+                TemplateSpec {
+                    name: "basic".into(),
+                    modules: vec!["base".into(), "web".into(), "contacts".into()]
+                },
+                TemplateSpec {
+                    name: "standard".into(),
+                    modules: vec!["base".into(), "web".into(), "sale_management".into()]
+                },
+            ]
+        );
+        assert!(
+            DataPlaneSettings::from_env(&Env::default())?
+                .templates
+                .is_empty()
+        );
+        for bad in [
+            "basic",
+            "basic:",
+            "Basic:base",
+            "basic:base,,web",
+            "ba-sic:base",
+            "basic:base basic:web",
+            ":base",
+            "basic:base;rm",
+        ] {
+            let Err(err) = DataPlaneSettings::from_env(&Env::from_pairs([("ODOO_TEMPLATES", bad)]))
+            else {
+                panic!("accepted ODOO_TEMPLATES={bad:?}");
+            };
+            assert_eq!(err.var, "ODOO_TEMPLATES", "{bad}");
         }
         Ok(())
     }

@@ -20,6 +20,7 @@ pub mod service;
 pub mod shared_redis;
 pub mod startup;
 pub mod telemetry;
+pub mod template_plans;
 pub mod tenants;
 
 pub use config::{Config, Env, Service};

@@ -164,6 +164,7 @@ pub async fn start_platform(
     if let Err(err) = servers::refresh_templates(&pool).await {
         tracing::warn!(error = %Chain(err.as_ref()), "cannot list the servers' templates yet");
     }
+    platform::seed_template_plans(&pool, &data_plane.templates).await;
     if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
         tracing::warn!(error = %Chain(&err), "cannot write the routing map yet");
     }

@@ -94,6 +94,7 @@ impl Handlers for PlatformHandlers {
             if let Err(err) = servers::refresh_templates(&inner.pool).await {
                 tracing::warn!(error = %Chain(err.as_ref()), "refreshing server templates failed");
             }
+            seed_template_plans(&inner.pool, &inner.settings.templates).await;
             if let Err(err) = servers::write_routing_map(&inner).await {
                 tracing::warn!(error = %Chain(&err), "writing the routing map failed");
             }
@@ -154,6 +155,21 @@ impl Handlers for PlatformHandlers {
                 tracing::warn!(%tenant, error = %Chain(&err), "cleaning the failed provision failed; the sweep retries");
             }
         })
+    }
+}
+
+/// Plans for the templates of `ODOO_TEMPLATES` found built for the first
+/// time (see `saas_core::template_plans`); a failure is retried at the next
+/// maintenance.
+pub(crate) async fn seed_template_plans(
+    pool: &PgPool,
+    templates: &[saas_core::config::TemplateSpec],
+) {
+    if templates.is_empty() {
+        return;
+    }
+    if let Err(err) = saas_core::template_plans::seed(pool, templates).await {
+        tracing::warn!(error = %Chain(&err), "creating plans for new templates failed");
     }
 }
 

@@ -183,4 +183,57 @@ async fn a_failing_server_is_logged_with_the_cause() -> anyhow::Result<()> {
     )
 }
 
+/// A fresh stack with ODOO_TEMPLATES set: the worker finds the template
+/// built and offers a plan on it, on which a customer's instance becomes
+/// active without an operator typing a template name.
+#[tokio::test]
+async fn the_first_start_offers_a_plan_per_built_template() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let templates = format!("{}:base,web never_built:base", world.template);
+    let platform = Platform::start_with(&world, &[("ODOO_TEMPLATES", templates.as_str())]).await?;
+    let mut plan = None;
+    for _ in 0..100 {
+        plan = sqlx::query_as::<_, (uuid::Uuid, String, bool, bool)>(
+            "SELECT id, code, created_automatically, active FROM plans WHERE template = $1",
+        )
+        .bind(&world.template)
+        .fetch_optional(&platform.pool)
+        .await?;
+        if plan.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (plan, code, automatic, active) =
+        plan.with_context(|| format!("no plan seeded; log:\n{}", platform.worker.log()))?;
+    ensure!(automatic && active && code == world.template, "{code}");
+    let others: i64 = sqlx::query_scalar("SELECT count(*) FROM plans WHERE id <> $1")
+        .bind(plan)
+        .fetch_one(&platform.pool)
+        .await?;
+    ensure!(others == 0, "a plan for a template nobody built");
+    let customer = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO customers (id, email, company_name, password_hash) VALUES ($1, $2, 'Shop', 'x')",
+    )
+    .bind(customer)
+    .bind(format!("first-{}@shop.test", world.suffix))
+    .execute(&platform.pool)
+    .await?;
+    let (tenant, _) = saas_core::tenants::create(
+        &platform.pool,
+        Some(&platform.queue),
+        &common::sealing_key(),
+        &saas_core::tenants::NewTenant {
+            customer_id: customer,
+            plan_id: plan,
+            subdomain: format!("first-{}", world.suffix),
+            admin_password: secrecy::SecretString::from(common::ODOO_PASSWORD),
+        },
+        &saas_core::ops::Actor::system("test"),
+    )
+    .await?;
+    platform.wait_state(tenant.id, "active").await
+}
+
 use sqlx::Connection as _;

@@ -236,4 +236,37 @@ async fn the_first_start_offers_a_plan_per_built_template() -> anyhow::Result<()
     platform.wait_state(tenant.id, "active").await
 }
 
+/// Behind a non-default port (PUBLIC_PORT), Odoo's web.base.url carries it;
+/// provisioning's probe sends the Host a browser would.
+#[tokio::test]
+async fn web_base_url_carries_the_public_port() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start_with(
+        &world,
+        &[("PUBLIC_SCHEME", "https"), ("PUBLIC_PORT", "8443")],
+    )
+    .await?;
+    let subdomain = format!("port-{}", world.suffix);
+    platform
+        .active_tenant(
+            &world,
+            &NewTenantSpec {
+                subdomain: &subdomain,
+                max_backups: 1,
+                max_storage_mb: 1024,
+            },
+        )
+        .await?;
+    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
+    let base_url: String =
+        sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'")
+            .fetch_one(&mut odoo)
+            .await?;
+    ensure!(
+        base_url == format!("https://{subdomain}.saas.test:8443"),
+        "{base_url}"
+    );
+    Ok(())
+}
+
 use sqlx::Connection as _;

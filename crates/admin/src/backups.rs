@@ -14,6 +14,7 @@ use uuid::Uuid;
 use crate::auth::{CurrentOperator, Role};
 use crate::error::{Error, Result};
 use crate::state::AppState;
+use saas_core::error_chain::Chain;
 
 /// Opens the store named by `url` (`file:///dir`); `None` (downloads answer
 /// 503) when it cannot be opened, e.g. the directory is not mounted here.
@@ -29,7 +30,7 @@ pub fn open(url: &str) -> Option<Arc<dyn ObjectStore>> {
     match object_store::local::LocalFileSystem::new_with_prefix(&dir) {
         Ok(store) => Some(Arc::new(store)),
         Err(err) => {
-            tracing::warn!(error = %err, "backup store (BACKUP_STORE_URL) cannot be opened; downloads answer 503");
+            tracing::warn!(error = %Chain(&err), "backup store (BACKUP_STORE_URL) cannot be opened; downloads answer 503");
             None
         }
     }

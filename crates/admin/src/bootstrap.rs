@@ -19,7 +19,7 @@ pub async fn bootstrap_owner(db: &PgPool, settings: &AdminSettings) -> Result<()
     let internal = |err: String| StartupError::Internal(err);
     if operators::count(db)
         .await
-        .map_err(|e| internal(e.to_string()))?
+        .map_err(|e| internal(saas_core::error_chain::chain(&e)))?
         > 0
     {
         return Ok(());
@@ -41,6 +41,9 @@ pub async fn bootstrap_owner(db: &PgPool, settings: &AdminSettings) -> Result<()
             Ok(())
         }
         Err(Error::Conflict { .. }) => Ok(()),
-        Err(err) => Err(internal(format!("creating the bootstrap owner: {err}"))),
+        Err(err) => Err(internal(format!(
+            "creating the bootstrap owner: {}",
+            saas_core::error_chain::chain(&err)
+        ))),
     }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use saas_core::error_chain::Chain;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -100,7 +101,7 @@ impl Error {
     /// Logs internal errors once, with their cause chain.
     fn log(&self) {
         if let Error::Internal(err) = self {
-            tracing::error!(error = format!("{err:#}"), "request failed");
+            tracing::error!(error = %Chain(err.as_ref()), "request failed");
         }
     }
 
@@ -122,7 +123,7 @@ impl From<sqlx::Error> for Error {
 
 impl From<redis::RedisError> for Error {
     fn from(err: redis::RedisError) -> Self {
-        tracing::warn!(error = %err, "Redis request failed");
+        tracing::warn!(error = %Chain(&err), "Redis request failed");
         Error::Unavailable("the session store (Redis)")
     }
 }

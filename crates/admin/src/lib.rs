@@ -53,6 +53,8 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         secure_cookies: config.public_scheme == "https",
         public_scheme: config.public_scheme.clone(),
         base_domain: config.base_domain.clone(),
+        public: config.public_urls(),
+        sealing: config.sealing_key(),
         token_cache: Default::default(),
         settings,
     });

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::repo::operators::OperatorRow;
 use crate::settings::AdminSettings;
+use saas_core::error_chain::Chain;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -25,6 +26,10 @@ pub struct Inner {
     pub secure_cookies: bool,
     pub public_scheme: String,
     pub base_domain: String,
+    /// Every public URL admin links to (`PUBLIC_PORT` included).
+    pub public: saas_core::public_url::PublicUrls,
+    /// Seals the Odoo admin passwords of tenants operators create.
+    pub sealing: saas_core::sealing::SealingKey,
     /// API tokens recently checked, so a busy client costs one query per
     /// request, not two. Cleared on every token or operator change here;
     /// another admin process sees a revocation within [`TOKEN_CACHE_TTL`].
@@ -46,7 +51,7 @@ impl AppState {
         match self.redis.queue().await {
             Ok(queue) => Some(queue),
             Err(err) => {
-                tracing::warn!(error = %err, "operations queue unreachable; the reconciler will push");
+                tracing::warn!(error = %Chain(&err), "operations queue unreachable; the reconciler will push");
                 None
             }
         }

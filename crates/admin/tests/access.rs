@@ -340,6 +340,7 @@ async fn forms_without_the_csrf_token_are_refused() -> anyhow::Result<()> {
         response.status()
     );
     // With the token it works.
+    app.server_with_template("basic").await?;
     let csrf = owner.csrf("/plans").await?;
     let mut right = fields.to_vec();
     right.push(("_csrf", csrf.as_str()));

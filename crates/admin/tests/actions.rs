@@ -43,16 +43,46 @@ async fn each_action_creates_an_operation_and_an_audit_row() -> anyhow::Result<(
         "no generated password: {created}"
     );
     ensure!(created["operation"]["kind"] == "provision");
+    let generated = created["admin_password"].as_str().unwrap_or_default();
     ensure!(
-        created["operation"]["args"]
-            .get("admin_password_hash")
-            .is_none(),
+        !created["operation"].to_string().contains(generated),
         "secret shown: {created}"
     );
     let tenant = created["tenant"]["id"]
         .as_str()
         .unwrap_or_default()
         .to_owned();
+    // Sealed with the provision for the worker, never hashed in the request
+    // nor stored in clear.
+    let op: Uuid = created["operation"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()?;
+    ensure!(saas_core::ops::secrets::held(&app.pool, op).await?);
+    let sealed = saas_core::ops::secrets::sealed(
+        &app.pool,
+        op,
+        saas_core::sealing::Purpose::OdooAdminPassword,
+    )
+    .await?
+    .unwrap_or_default();
+    let key = saas_core::sealing::SealingKey::derive(&secrecy::SecretString::from(
+        "test-secret-key-0123456789abcdef-0123".to_owned(),
+    ));
+    let opened = key.open(
+        saas_core::sealing::Purpose::OdooAdminPassword,
+        Uuid::parse_str(&tenant)?,
+        &sealed,
+    )?;
+    ensure!(secrecy::ExposeSecret::expose_secret(&opened) == generated);
+    let clear: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM operations WHERE args::text LIKE '%' || $1 || '%')
+              + (SELECT count(*) FROM audit_log WHERE details::text LIKE '%' || $1 || '%')",
+    )
+    .bind(generated)
+    .fetch_one(&app.pool)
+    .await?;
+    ensure!(clear == 0, "the password is stored in clear");
     let target = format!("tenant:{tenant}");
     ensure!(app.audit_count("tenant.create", &target).await? == 1);
     ensure!(operations_of(&app, &tenant, "provision").await? == 1);

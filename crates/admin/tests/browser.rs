@@ -64,8 +64,12 @@ async fn journey(app: &TestApp, world: &OdooWorld, browser: &Browser) -> anyhow:
     browser
         .fill("#new-plan input[name=name]", "Browser plan")
         .await?;
+    // The template is picked from those found on the servers, not typed.
     browser
-        .fill("#new-plan input[name=template]", &world.template)
+        .click(&format!(
+            "#new-plan select[name=template] option[value='{}']",
+            world.template
+        ))
         .await?;
     browser.click("#new-plan button[type=submit]").await?;
     browser

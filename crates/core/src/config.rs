@@ -27,6 +27,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "LOG_LEVEL",
     "APP_ENV",
     "PUBLIC_SCHEME",
+    "PUBLIC_PORT",
     "SCHEMA_WAIT_SECS",
     "DB_MAX_CONNECTIONS",
     "REDIS_KEY_PREFIX",
@@ -51,6 +52,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "ODOO_SERVER_CAPACITY",
     "ODOO_PROBE_TIMEOUT_SECS",
     "RESTORE_MAX_MB",
+    "ODOO_TEMPLATES",
     "ADMIN_SESSION_IDLE_SECS",
     "ADMIN_SESSION_ABSOLUTE_SECS",
 ];
@@ -142,6 +144,9 @@ pub struct Config {
     pub log_level: String,
     pub app_env: AppEnv,
     pub public_scheme: String,
+    /// The port of the public URLs (nginx's published port); `None` when it
+    /// is the scheme's default, which URLs leave out.
+    pub public_port: Option<u16>,
     pub schema_wait: Duration,
     pub db_max_connections: u32,
     /// Prefix of every Redis key the platform writes (queues, sessions).
@@ -322,6 +327,15 @@ impl Config {
             env.parse_or("PUBLIC_SCHEME", "https".to_owned(), "http or https", |v| {
                 matches!(v, "http" | "https").then(|| v.to_owned())
             })?;
+        let public_port = env.parse_or(
+            "PUBLIC_PORT",
+            None,
+            "a port number from 1 to 65535 (the port browsers reach nginx on), or empty for the \
+             scheme's default (80 for http, 443 for https)",
+            |v| v.parse::<u16>().ok().filter(|p| *p > 0).map(Some),
+        )?;
+        let public_port =
+            public_port.filter(|p| *p != crate::public_url::default_port(&public_scheme));
         let schema_wait = env.seconds("SCHEMA_WAIT_SECS", 60, 0..=3600)?;
         let db_max_connections = env.parse_or(
             "DB_MAX_CONNECTIONS",
@@ -353,9 +367,21 @@ impl Config {
             log_level,
             app_env,
             public_scheme,
+            public_port,
             schema_wait,
             db_max_connections,
         })
+    }
+
+    /// Every public URL the services generate, from `PUBLIC_SCHEME`,
+    /// `BASE_DOMAIN` and `PUBLIC_PORT`.
+    pub fn public_urls(&self) -> crate::public_url::PublicUrls {
+        crate::public_url::PublicUrls::new(&self.public_scheme, &self.base_domain, self.public_port)
+    }
+
+    /// The key operation secrets are sealed under, derived from `SECRET_KEY`.
+    pub fn sealing_key(&self) -> crate::sealing::SealingKey {
+        crate::sealing::SealingKey::derive(&self.secret_key)
     }
 
     /// `host:port` of the PostgreSQL server, for messages (no credentials).
@@ -457,6 +483,47 @@ pub struct DataPlaneSettings {
     /// The Odoo server of a single-host deployment, registered as server
     /// `default` when `ODOO_UPSTREAM` is set.
     pub default_server: Option<DefaultServer>,
+    /// The templates `odoo/build-templates.sh` builds (`ODOO_TEMPLATES`):
+    /// each gets a plan once it is found on a server, the first time only.
+    pub templates: Vec<TemplateSpec>,
+}
+
+/// One `name:module,module` entry of `ODOO_TEMPLATES`: the database
+/// `tpl_<name>` with those modules installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateSpec {
+    pub name: String,
+    pub modules: Vec<String>,
+}
+
+const TEMPLATES_SHAPE: &str = "space-separated name:module,module entries such as \
+     \"basic:base,web,contacts\" (names and modules of lower-case letters, digits and _, \
+     names at most 40 characters), as odoo/build-templates.sh reads them";
+
+/// Parses `ODOO_TEMPLATES` the way `odoo/build-templates.sh` does; `None`
+/// when an entry is malformed or a name repeats.
+pub fn parse_templates(raw: &str) -> Option<Vec<TemplateSpec>> {
+    let word = |w: &str, max: usize| {
+        (1..=max).contains(&w.len())
+            && w.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let mut specs: Vec<TemplateSpec> = Vec::new();
+    for entry in raw.split_whitespace() {
+        let (name, modules) = entry.split_once(':')?;
+        let modules: Vec<String> = modules.split(',').map(str::to_owned).collect();
+        if !word(name, 40)
+            || !modules.iter().all(|m| word(m, 64))
+            || specs.iter().any(|s| s.name == name)
+        {
+            return None;
+        }
+        specs.push(TemplateSpec {
+            name: name.to_owned(),
+            modules,
+        });
+    }
+    Some(specs)
 }
 
 /// The compose stack's own Odoo server: its cluster is the platform's.
@@ -531,12 +598,17 @@ impl DataPlaneSettings {
                 )?,
             }),
         };
+        let templates = env.parse_or("ODOO_TEMPLATES", Vec::new(), TEMPLATES_SHAPE, |v| {
+            // Quotes as .env files and compose keep them.
+            parse_templates(v.trim_matches(|c| c == '"' || c == '\''))
+        })?;
         Ok(Self {
             routing_map_path,
             backup_store_url,
             probe_timeout,
             restore_max_bytes: restore_max_mb * 1024 * 1024,
             default_server,
+            templates,
         })
     }
 }
@@ -794,6 +866,82 @@ mod tests {
             err.to_string(),
             r#"config error: ORPHAN_AFTER_SECS: expected at least three WORKER_HEARTBEAT_SECS (15 s), got "14""#
         );
+        Ok(())
+    }
+
+    #[test]
+    fn public_port_is_validated_and_default_ports_omitted() -> Result<(), ConfigError> {
+        let config = Config::from_env(
+            Service::Portal,
+            &with(&[("PUBLIC_SCHEME", "http"), ("PUBLIC_PORT", "8081")]),
+        )?;
+        assert_eq!(config.public_port, Some(8081));
+        assert_eq!(
+            config.public_urls().tenant("acme"),
+            "http://acme.localhost:8081"
+        );
+        for (scheme, port) in [("http", "80"), ("https", "443")] {
+            let config = Config::from_env(
+                Service::Worker,
+                &with(&[("PUBLIC_SCHEME", scheme), ("PUBLIC_PORT", port)]),
+            )?;
+            assert_eq!(config.public_port, None, "{scheme} {port}");
+        }
+        assert_eq!(
+            Config::from_env(Service::Admin, &with(&[("PUBLIC_PORT", "")]))?.public_port,
+            None
+        );
+        for bad in ["0", "65536", "80a", "-1", "http"] {
+            let Err(err) = Config::from_env(Service::Admin, &with(&[("PUBLIC_PORT", bad)])) else {
+                panic!("accepted PUBLIC_PORT={bad}");
+            };
+            assert_eq!(err.var, "PUBLIC_PORT");
+            assert!(err.to_string().contains(&format!("{bad:?}")), "{err}");
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn odoo_templates_parse_like_build_templates_sh() -> Result<(), ConfigError> {
+        let env = Env::from_pairs([(
+            "ODOO_TEMPLATES",
+            "basic:base,web,contacts  standard:base,web,sale_management\n",
+        )]);
+        let settings = DataPlaneSettings::from_env(&env)?;
+        assert_eq!(
+            settings.templates,
+            vec![
+                TemplateSpec {
+                    name: "basic".into(),
+                    modules: vec!["base".into(), "web".into(), "contacts".into()]
+                },
+                TemplateSpec {
+                    name: "standard".into(),
+                    modules: vec!["base".into(), "web".into(), "sale_management".into()]
+                },
+            ]
+        );
+        assert!(
+            DataPlaneSettings::from_env(&Env::default())?
+                .templates
+                .is_empty()
+        );
+        for bad in [
+            "basic",
+            "basic:",
+            "Basic:base",
+            "basic:base,,web",
+            "ba-sic:base",
+            "basic:base basic:web",
+            ":base",
+            "basic:base;rm",
+        ] {
+            let Err(err) = DataPlaneSettings::from_env(&Env::from_pairs([("ODOO_TEMPLATES", bad)]))
+            else {
+                panic!("accepted ODOO_TEMPLATES={bad:?}");
+            };
+            assert_eq!(err.var, "ODOO_TEMPLATES", "{bad}");
+        }
         Ok(())
     }
 

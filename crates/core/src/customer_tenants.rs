@@ -161,6 +161,22 @@ pub async fn operation(
     .await
 }
 
+/// The login of the tenant's Odoo admin user: what its provision set (the
+/// customer's email when it was requested), else the customer's email now.
+pub async fn odoo_login(pool: &PgPool, tenant_id: Uuid) -> Result<Option<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT coalesce(
+             (SELECT o.args->>'admin_login' FROM operations o
+              WHERE o.tenant_id = t.id AND o.kind = 'provision'
+              ORDER BY o.created_at DESC LIMIT 1),
+             c.email::text)
+         FROM tenants t JOIN customers c ON c.id = t.customer_id WHERE t.id = $1",
+    )
+    .bind(tenant_id)
+    .fetch_optional(pool)
+    .await
+}
+
 /// Whole days left in a trial (0 once it ended); `None` outside a trial.
 pub fn trial_days_left(trial_ends_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<i64> {
     trial_ends_at.map(|end| ((end - now).num_hours().max(0) + 23) / 24)

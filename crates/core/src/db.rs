@@ -8,6 +8,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use crate::config::Config;
+use crate::error_chain::Chain;
 use crate::startup::StartupError;
 
 /// The platform schema, embedded in every binary.
@@ -36,7 +37,7 @@ pub async fn connect(config: &Config) -> Result<PgPool, StartupError> {
                 if !startup.is_transient() || Instant::now() >= deadline {
                     return Err(startup);
                 }
-                tracing::warn!(error = %startup, "PostgreSQL not reachable yet, retrying");
+                tracing::warn!(error = %Chain(&startup), "PostgreSQL not reachable yet, retrying");
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         }
@@ -48,7 +49,7 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StartupError> {
     MIGRATOR
         .run(pool)
         .await
-        .map_err(|err| StartupError::Migrate(err.to_string()))
+        .map_err(|err| StartupError::Migrate(crate::error_chain::chain(&err)))
 }
 
 /// The newest migration version this binary knows.

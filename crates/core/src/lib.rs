@@ -9,14 +9,18 @@ pub mod customer_tenants;
 pub mod customers;
 pub mod db;
 pub mod domain;
+pub mod error_chain;
 pub mod ops;
 pub mod outbox;
+pub mod public_url;
 pub mod readiness;
 pub mod run;
+pub mod sealing;
 pub mod service;
 pub mod shared_redis;
 pub mod startup;
 pub mod telemetry;
+pub mod template_plans;
 pub mod tenants;
 
 pub use config::{Config, Env, Service};

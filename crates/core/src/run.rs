@@ -8,6 +8,7 @@ use axum::Router;
 
 use crate::config::{Config, Env, Service};
 use crate::db;
+use crate::error_chain::Chain;
 use crate::service::{self, Dependencies};
 use crate::startup::StartupError;
 use crate::telemetry::{self, HttpMetrics};
@@ -41,7 +42,7 @@ where
     match runtime.block_on(body) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            tracing::error!(error = %err, "start-up failed");
+            tracing::error!(error = %Chain(&err), "start-up failed");
             eprintln!("error: {err}");
             ExitCode::from(err.exit_code())
         }

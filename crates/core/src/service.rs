@@ -18,6 +18,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
+use crate::error_chain::Chain;
 use crate::readiness::Components;
 use crate::startup::StartupError;
 use crate::telemetry::{HttpMetrics, Metrics, track_http};
@@ -45,7 +46,7 @@ impl Dependencies {
         let redis = redis::Client::open(config.redis_url.expose_secret()).map_err(|err| {
             StartupError::RedisUnreachable {
                 endpoint: config.redis_endpoint(),
-                reason: err.to_string(),
+                reason: crate::error_chain::chain(&err),
             }
         })?;
         let metrics = Metrics::new().map_err(|err| StartupError::Internal(err.to_string()))?;
@@ -91,7 +92,7 @@ impl Dependencies {
         let query = sqlx::query("SELECT 1").execute(&self.db);
         match tokio::time::timeout(CHECK_TIMEOUT, query).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(err.to_string()),
+            Ok(Err(err)) => Err(crate::error_chain::chain(&err)),
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
         }
     }
@@ -103,7 +104,7 @@ impl Dependencies {
         };
         match tokio::time::timeout(CHECK_TIMEOUT, ping).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(err)) => Err(err.to_string()),
+            Ok(Err(err)) => Err(crate::error_chain::chain(&err)),
             Err(_) => Err(format!("no answer within {CHECK_TIMEOUT:?}")),
         }
     }
@@ -235,7 +236,7 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
 pub async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(err) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %err, "cannot listen for SIGINT");
+            tracing::error!(error = %Chain(&err), "cannot listen for SIGINT");
             std::future::pending::<()>().await;
         }
     };
@@ -246,7 +247,7 @@ pub async fn shutdown_signal() {
                 signal.recv().await;
             }
             Err(err) => {
-                tracing::error!(error = %err, "cannot listen for SIGTERM");
+                tracing::error!(error = %Chain(&err), "cannot listen for SIGTERM");
                 std::future::pending::<()>().await;
             }
         }

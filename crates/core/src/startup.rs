@@ -96,7 +96,7 @@ impl StartupError {
         match err {
             sqlx::Error::Io(io_err) => StartupError::DatabaseUnreachable {
                 endpoint,
-                reason: io_err.to_string(),
+                reason: crate::error_chain::chain(io_err),
             },
             sqlx::Error::PoolTimedOut => StartupError::DatabaseUnreachable {
                 endpoint,
@@ -104,7 +104,7 @@ impl StartupError {
             },
             other => StartupError::Database {
                 endpoint,
-                reason: other.to_string(),
+                reason: crate::error_chain::chain(other),
             },
         }
     }
@@ -125,7 +125,7 @@ impl StartupError {
                 var,
                 addr,
                 port,
-                reason: err.to_string(),
+                reason: crate::error_chain::chain(err),
             }
         }
     }

@@ -15,6 +15,7 @@ use prometheus::{
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
+use crate::error_chain::Chain;
 
 /// Installs the global tracing subscriber (text or JSON on stderr).
 pub fn init_tracing(config: &Config) {
@@ -67,7 +68,7 @@ impl Metrics {
         let mut buffer = Vec::new();
         let encoder = TextEncoder::new();
         if let Err(err) = encoder.encode(&self.registry.gather(), &mut buffer) {
-            tracing::error!(error = %err, "encoding metrics failed");
+            tracing::error!(error = %Chain(&err), "encoding metrics failed");
         }
         String::from_utf8(buffer).unwrap_or_default()
     }

@@ -9,6 +9,7 @@ use uuid::Uuid;
 use crate::audit;
 use crate::domain::{LimitExceeded, Subdomain, SubdomainError, TenantState};
 use crate::ops::{self, Actor, Operation, OperationKind, OpsQueue, RequestError};
+use crate::sealing::{Purpose, SealingKey};
 
 /// One row of `tenants`.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -48,9 +49,10 @@ pub struct NewTenant {
     pub customer_id: Uuid,
     pub plan_id: Uuid,
     pub subdomain: String,
-    /// Odoo's `$pbkdf2-sha512$...` hash of the admin password the customer
-    /// chose; the clear password is never stored.
-    pub admin_password_hash: String,
+    /// The Odoo admin password the customer chose (its policy already
+    /// checked). It is stored only sealed with the provision operation and
+    /// hashed by the worker; the sealed copy goes when the provision ends.
+    pub admin_password: secrecy::SecretString,
 }
 
 /// Why a tenant was not created; `field()` names the input at fault.
@@ -93,11 +95,14 @@ impl CreateError {
 }
 
 /// Creates a tenant in state `pending`, places it on a server, and requests
-/// its provision operation, in one transaction; then pushes the operation.
+/// its provision operation with the admin password sealed under `key`, in
+/// one transaction; then pushes the operation. Nothing here hashes: the
+/// request costs a few queries.
 #[tracing::instrument(skip_all)]
 pub async fn create(
     pool: &PgPool,
     queue: Option<&OpsQueue>,
+    key: &SealingKey,
     new: &NewTenant,
     actor: &Actor,
 ) -> Result<(Tenant, Operation), CreateError> {
@@ -178,10 +183,21 @@ pub async fn create(
     let args = serde_json::json!({
         "admin_login": email,
         "company_name": company_name,
-        "admin_password_hash": new.admin_password_hash,
     });
-    let requested =
-        ops::request_change_in(&mut tx, id, OperationKind::Provision, args, actor).await?;
+    let secret = ops::Secret {
+        key,
+        purpose: Purpose::OdooAdminPassword,
+        value: &new.admin_password,
+    };
+    let requested = ops::request_change_with_secret_in(
+        &mut tx,
+        id,
+        OperationKind::Provision,
+        args,
+        actor,
+        &secret,
+    )
+    .await?;
     tx.commit().await?;
     ops::push_after_commit(queue, requested.operation.id).await;
     let tenant = Tenant {

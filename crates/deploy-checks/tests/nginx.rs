@@ -103,6 +103,26 @@ fn nginx_routes_admin_portal_and_tenants_by_host() {
         tenant.body
     );
 
+    // Behind a published port (PUBLIC_PORT, e.g. 8081) Odoo builds its URLs,
+    // and web.base.url when the admin signs in, from X-Forwarded-Host: it
+    // carries the port; Host, for the dbfilter, is the bare name.
+    let on_port = http::get(prefix.port, &format!("{}:8081", host("acme")), "/web/login").unwrap();
+    assert!(
+        on_port
+            .body
+            .contains(&format!("X-Forwarded-Host: {}:8081", host("acme"))),
+        "{}",
+        on_port.body
+    );
+    assert!(
+        on_port
+            .body
+            .contains(&format!("Host: {}\r\n", host("acme")))
+            || on_port.body.contains(&format!("Host: {}\n", host("acme"))),
+        "{}",
+        on_port.body
+    );
+
     let websocket = get("acme", "/websocket");
     assert!(
         websocket.body.starts_with("stub=odoo-websocket"),

@@ -17,6 +17,7 @@ use crate::ownership::examine;
 use crate::provision::{CrashPoint, ProvisionStep, terminate_idle};
 use crate::server::OdooServer;
 use crate::swap::side_name;
+use saas_core::error_chain::Chain;
 
 /// Tag of provisioning's side clones: `<db>_clone_<8 letters>`.
 const CLONE_TAG: &str = "clone";
@@ -171,7 +172,7 @@ async fn drop_database(admin: &mut PgConnection, db: &str) {
         .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quoted(db)).as_str())
         .await;
     if let Err(e) = dropped {
-        tracing::warn!(error = %e, "could not drop a side clone; the next run drops it");
+        tracing::warn!(error = %Chain(&e), "could not drop a side clone; the next run drops it");
     }
 }
 

@@ -14,10 +14,12 @@ use crate::provision::{CrashPoint, PROVISIONED_MARKER, ProvisionSpec, ProvisionS
 use crate::server::OdooServer;
 
 /// Configures `spec.db_name`; returns `false` when it was already configured.
+/// `password_hash` gives the admin password's hash, asked for only when the
+/// database still needs it.
 pub(crate) async fn configure(
     server: &OdooServer,
     spec: &ProvisionSpec,
-    password_hash: &str,
+    password_hash: impl AsyncFnOnce() -> Result<String>,
     crash_before_commit: bool,
 ) -> Result<bool> {
     let mut conn = server.connect_db(&spec.db_name).await?;
@@ -31,6 +33,7 @@ pub(crate) async fn configure(
     if configured(&mut tx).await? {
         return Ok(false);
     }
+    let password_hash = password_hash().await?;
     let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
     let params = [
         // The tenant id: stable across restores (which put the same value back),
@@ -47,7 +50,7 @@ pub(crate) async fn configure(
         set_param(&mut tx, key, &value).await?;
     }
     name_company(&mut tx, &spec.company_name).await?;
-    set_admin(&mut tx, &spec.admin_login, password_hash).await?;
+    set_admin(&mut tx, &spec.admin_login, &password_hash).await?;
 
     set_param(&mut tx, PROVISIONED_MARKER, &now).await?;
     if crash_before_commit {

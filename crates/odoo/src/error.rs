@@ -125,23 +125,23 @@ pub enum OdooError {
     )]
     ClientTooOld { tool: &'static str, version: String },
 
-    #[error("database error")]
+    #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
 
-    #[error("filesystem error at {path}")]
+    #[error("filesystem error at {path}: {source}")]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
 
-    #[error("object storage error")]
+    #[error("object storage error: {0}")]
     Storage(#[from] object_store::Error),
 
-    #[error("zip error")]
+    #[error("zip error: {0}")]
     Zip(#[from] zip::result::ZipError),
 
-    #[error("background task failed")]
+    #[error("background task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
 
     /// Sessions kept coming back to a database that was closed to them.

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{OdooError, Result};
 use crate::server::OdooServer;
+use saas_core::error_chain::Chain;
 
 /// Copies `<root>/<template>` to `<root>/<db>` unless `<root>/<db>` already exists.
 /// Returns whether it copied. A template without a filestore gives an empty one.
@@ -46,7 +47,7 @@ pub(crate) fn move_into_place(staging: &Path, target: &Path) -> Result<bool> {
     match fs::rename(staging, target) {
         Ok(()) => Ok(true),
         Err(e) if target.exists() => {
-            tracing::debug!(error = %e, "filestore already in place");
+            tracing::debug!(error = %Chain(&e), "filestore already in place");
             remove_tree(staging)?;
             Ok(false)
         }

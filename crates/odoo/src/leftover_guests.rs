@@ -9,6 +9,7 @@ use crate::error::Result;
 use crate::guest::{GUEST_PREFIX, RANDOM_LEN, drop_guest};
 use crate::ident::{check_db_name, quoted};
 use crate::server::OdooServer;
+use saas_core::error_chain::Chain;
 
 /// Drops the guest roles whose makers died: past the time in their name.
 /// Databases such a guest still owns are restores that never finished and
@@ -33,7 +34,9 @@ pub async fn drop_leftover_guests(server: &OdooServer) -> Result<usize> {
         }
         match drop_leftover(server, &mut admin, &name).await {
             Ok(()) => dropped += 1,
-            Err(e) => tracing::warn!(error = %e, "a leftover guest role could not be dropped yet"),
+            Err(e) => {
+                tracing::warn!(error = %Chain(&e), "a leftover guest role could not be dropped yet")
+            }
         }
     }
     if dropped > 0 {

@@ -2,6 +2,7 @@
 //! and filestores on an Odoo server. See the crate README for the API tour.
 
 pub mod access;
+pub mod admin_password;
 mod archive;
 pub mod backup;
 mod budget;
@@ -37,6 +38,7 @@ mod template_meta;
 pub mod templates;
 
 pub use access::{odoo_may_connect, resume_tenant, suspend_tenant};
+pub use admin_password::{ADMIN_USER_ID, set_admin_password};
 pub use backup::{BackupInfo, Manifest, backup_key, backup_tenant};
 pub use clone::drop_unfinished_clones;
 pub use error::{OdooError, Result};

@@ -140,15 +140,18 @@ pub async fn provision(
     let crash = |point: CrashPoint| options.crash_at == Some(point);
     let mut report = ProvisionReport::default();
 
-    // Hashing costs about a second of CPU: it runs while the template is cloned.
-    let hashing = match &spec.admin_password {
-        AdminPassword::Plain(password) => {
-            let password = password.clone();
-            Some(tokio::task::spawn_blocking(move || {
-                hash_password_blocking(&password)
-            }))
-        }
-        AdminPassword::Hashed(_) => None,
+    // Hashing costs about a second of CPU: it runs while the template is
+    // cloned. A rerun that finds the tenant's database already made (an
+    // attempt that failed at the probe) most likely finds it configured too:
+    // it hashes only if configuring turns out to need it.
+    let resumed = {
+        let mut admin = server.connect_admin().await?;
+        database_owner(&mut admin, &spec.db_name).await?.is_some()
+    };
+    let hashing = if resumed {
+        None
+    } else {
+        start_hashing(&spec.admin_password)
     };
 
     let clone_started = Instant::now();
@@ -182,18 +185,27 @@ pub async fn provision(
         ProvisionStep::CopyFilestore,
     )?;
 
-    let hash = match (&spec.admin_password, hashing) {
-        (_, Some(task)) => task.await?,
-        (AdminPassword::Hashed(hash), None) => hash.clone(),
-        (AdminPassword::Plain(_), None) => {
-            return Err(OdooError::invalid(
-                "admin password",
-                "hashing did not start",
-            ));
-        }
+    let hashed = match hashing {
+        Some(task) => Some(task.await?),
+        None => None,
+    };
+    // A resumed database that still needs configuring (an attempt stopped
+    // between the clone and the configuration) hashes now.
+    let password_hash = async || match hashed {
+        Some(hash) => Ok(hash),
+        None => match start_hashing(&spec.admin_password) {
+            Some(task) => Ok(task.await?),
+            None => match &spec.admin_password {
+                AdminPassword::Hashed(hash) => Ok(hash.clone()),
+                AdminPassword::Plain(_) => Err(OdooError::invalid(
+                    "admin password",
+                    "hashing did not start",
+                )),
+            },
+        },
     };
     let crash_configure = crash(CrashPoint::During(ProvisionStep::Configure));
-    report.configured = configure(server, spec, &hash, crash_configure).await?;
+    report.configured = configure(server, spec, password_hash, crash_configure).await?;
     stop_if(
         crash(CrashPoint::After(ProvisionStep::Configure)),
         ProvisionStep::Configure,
@@ -221,6 +233,19 @@ pub async fn provision(
         "tenant provisioned"
     );
     Ok(report)
+}
+
+/// Hashes a clear password on a blocking thread; `None` for a hash.
+fn start_hashing(password: &AdminPassword) -> Option<tokio::task::JoinHandle<String>> {
+    match password {
+        AdminPassword::Plain(password) => {
+            let password = password.clone();
+            Some(tokio::task::spawn_blocking(move || {
+                hash_password_blocking(&password)
+            }))
+        }
+        AdminPassword::Hashed(_) => None,
+    }
 }
 
 fn stop_if(stop: bool, step: ProvisionStep) -> Result<()> {

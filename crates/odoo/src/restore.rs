@@ -31,6 +31,7 @@ use crate::restricted_psql::{DumpRun, run_dump};
 use crate::server::OdooServer;
 use crate::store::BackupStore;
 use crate::swap::{drop_database, recover_interrupted_swap, side_name, swap};
+use saas_core::error_chain::Chain;
 
 /// What a restore did.
 #[derive(Clone, Debug)]
@@ -189,7 +190,7 @@ async fn current_odoo_version(
     .await;
     // A broken tenant database must not stop the restore that repairs it.
     Ok(read.unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "could not read the current Odoo version; not checked");
+        tracing::warn!(error = %Chain(&e), "could not read the current Odoo version; not checked");
         None
     }))
 }
@@ -323,11 +324,11 @@ impl Restore<'_> {
         match drop_database(admin, &self.new_db).await {
             Ok(()) => {
                 if let Err(e) = guest.finish(self.server, admin).await {
-                    tracing::warn!(error = %e, "the restore's guest role is left for the reconciler");
+                    tracing::warn!(error = %Chain(&e), "the restore's guest role is left for the reconciler");
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "a failed restore's database is left for the reconciler")
+                tracing::warn!(error = %Chain(&e), "a failed restore's database is left for the reconciler")
             }
         }
         let staging = self.staging.clone();

@@ -15,6 +15,7 @@ use crate::ident::{MAX_IDENT_LEN, quoted};
 use crate::marker::{is_marked_for, read_marker};
 use crate::provision::database_owner;
 use crate::server::OdooServer;
+use saas_core::error_chain::Chain;
 
 /// `DROP DATABASE ... WITH (FORCE)`, also of a database its owner marked
 /// `IS_TEMPLATE` (an owner may; PostgreSQL refuses to drop a template).
@@ -148,7 +149,7 @@ pub(crate) async fn swap(
             match rename(admin, db, &old_db).await {
                 Ok(()) => break,
                 Err(e) if attempts < 50 => {
-                    tracing::debug!(error = %e, "tenant database still in use");
+                    tracing::debug!(error = %Chain(&e), "tenant database still in use");
                     attempts += 1;
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
@@ -194,7 +195,7 @@ pub(crate) async fn swap(
     }
 
     if exists && let Err(e) = drop_database(admin, &old_db).await {
-        tracing::warn!(error = %e, "old tenant database left aside; the next restore drops it");
+        tracing::warn!(error = %Chain(&e), "old tenant database left aside; the next restore drops it");
     }
     let _ = tokio::task::spawn_blocking(move || remove_tree(&old_files)).await;
     Ok(exists)

@@ -7,6 +7,7 @@ use saas_core::backups::{self, Backup, NewBackup};
 use saas_core::customer_tenants::{self as scoped, Plan};
 use saas_core::domain::LimitExceeded;
 use saas_core::ops::{self, Operation, OperationKind, RequestError};
+use saas_core::sealing::Purpose;
 use saas_core::tenants::{self, CreateError, NewTenant, Tenant};
 use secrecy::SecretString;
 use serde_json::json;
@@ -79,24 +80,72 @@ pub async fn create_instance(
     if let Err(err) = saas_core::domain::Subdomain::parse(&subdomain) {
         return Err(AppError::invalid("subdomain", format!("subdomain {err}")));
     }
-    password::check_policy(input.admin_password)
-        .map_err(|e| AppError::invalid("admin_password", format!("password {e}")))?;
+    check_odoo_password(input.admin_password)?;
     let plan = pick_plan(state, input.plan).await?;
-    let hash = saas_core::auth::odoo_password::hash_password(&SecretString::from(
-        input.admin_password.to_owned(),
-    ))
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?;
     let queue = state.queue().await;
+    // Sealed, not hashed: the worker hashes it while the template clones,
+    // so this request answers in milliseconds.
     let new = NewTenant {
         customer_id: who.customer.id,
         plan_id: plan.id,
         subdomain,
-        admin_password_hash: hash,
+        admin_password: SecretString::from(input.admin_password.to_owned()),
     };
-    tenants::create(&state.db, queue.as_ref(), &new, &who.actor())
-        .await
-        .map_err(create_error)
+    tenants::create(
+        &state.db,
+        queue.as_ref(),
+        &state.sealing,
+        &new,
+        &who.actor(),
+    )
+    .await
+    .map_err(create_error)
+}
+
+/// The policy of an Odoo admin password a customer chooses: the platform's
+/// password policy, and nothing a login form cannot type.
+fn check_odoo_password(password: &str) -> Result<(), AppError> {
+    password::check_policy(password)
+        .map_err(|e| AppError::invalid("admin_password", format!("password {e}")))?;
+    if password.chars().any(char::is_control) {
+        return Err(AppError::invalid(
+            "admin_password",
+            "password must not contain control characters",
+        ));
+    }
+    Ok(())
+}
+
+/// Requests a new password for the instance's Odoo admin user: validated,
+/// sealed for the worker, which writes its hash into the instance's
+/// database. Repeated while the first request still waits, the newest
+/// password is the one set.
+pub async fn reset_admin_password(
+    state: &AppState,
+    who: &SignedIn,
+    tenant: &Tenant,
+    new_password: &str,
+) -> Result<Operation, AppError> {
+    check_odoo_password(new_password)?;
+    let queue = state.queue().await;
+    let value = SecretString::from(new_password.to_owned());
+    let secret = ops::Secret {
+        key: &state.sealing,
+        purpose: Purpose::OdooAdminPassword,
+        value: &value,
+    };
+    ops::request_change_with_secret(
+        &state.db,
+        queue.as_ref(),
+        tenant.id,
+        OperationKind::ResetAdminPassword,
+        json!({}),
+        &who.actor(),
+        &secret,
+    )
+    .await
+    .map(|r| r.operation)
+    .map_err(request_error)
 }
 
 fn create_error(err: CreateError) -> AppError {

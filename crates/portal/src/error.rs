@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
+use saas_core::error_chain::Chain;
 use serde_json::json;
 
 #[derive(Debug, thiserror::Error)]
@@ -104,7 +105,7 @@ impl AppError {
 
     fn log(&self) {
         if let AppError::Internal(err) = self {
-            tracing::error!(error = format!("{err:#}"), "request failed");
+            tracing::error!(error = %Chain(err.as_ref()), "request failed");
         }
     }
 
@@ -131,7 +132,7 @@ impl From<sqlx::Error> for AppError {
 
 impl From<redis::RedisError> for AppError {
     fn from(err: redis::RedisError) -> Self {
-        tracing::warn!(error = %err, "Redis call failed");
+        tracing::warn!(error = %Chain(&err), "Redis call failed");
         AppError::Unavailable("the session store")
     }
 }
@@ -190,7 +191,7 @@ pub fn html(result: Result<String, askama::Error>) -> Response {
     match result {
         Ok(body) => Html(body).into_response(),
         Err(err) => {
-            tracing::error!(error = %err, "template failed");
+            tracing::error!(error = %Chain(&err), "template failed");
             (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
         }
     }

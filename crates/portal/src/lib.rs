@@ -73,8 +73,9 @@ pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App
         sessions,
         mailer,
         backups,
-        public_scheme: config.public_scheme.clone(),
         base_domain: config.base_domain.clone(),
+        public: config.public_urls(),
+        sealing: config.sealing_key(),
         secure_cookies: config.public_scheme == "https",
         settings,
     });

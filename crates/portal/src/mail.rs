@@ -11,6 +11,7 @@ use sqlx::PgPool;
 
 use crate::error::AppError;
 use crate::settings::PortalSettings;
+use saas_core::error_chain::chain;
 
 const SEND_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -67,10 +68,7 @@ impl Mailer {
             .to(to)
             .subject(email.subject)
             .body(email.body_text.to_owned())
-            .map_err(|e| e.to_string())?;
-        smtp.send(message)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(|e| chain(&e))?;
+        smtp.send(message).await.map(|_| ()).map_err(|e| chain(&e))
     }
 }

@@ -10,6 +10,8 @@ use redis::aio::ConnectionManager;
 use saas_core::auth::session::SessionStore;
 use saas_core::auth::throttle;
 use saas_core::ops::OpsQueue;
+use saas_core::public_url::PublicUrls;
+use saas_core::sealing::SealingKey;
 use saas_core::shared_redis::SharedRedis;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -18,6 +20,7 @@ use crate::error::AppError;
 use crate::mail::Mailer;
 use crate::settings::PortalSettings;
 use crate::store::BackupObjects;
+use saas_core::error_chain::Chain;
 
 #[derive(Clone)]
 pub struct AppState(Arc<Inner>);
@@ -30,8 +33,11 @@ pub struct Inner {
     pub mailer: Mailer,
     /// `None` when the store could not be opened at start-up (logged then).
     pub backups: Option<BackupObjects>,
-    pub public_scheme: String,
     pub base_domain: String,
+    /// Every public URL the portal generates (`PUBLIC_PORT` included).
+    pub public: PublicUrls,
+    /// Seals the Odoo admin passwords customers choose, for the worker.
+    pub sealing: SealingKey,
     pub secure_cookies: bool,
 }
 
@@ -58,7 +64,7 @@ impl AppState {
         match self.redis.queue().await {
             Ok(queue) => Some(queue),
             Err(err) => {
-                tracing::warn!(error = %err, "operations queue unavailable; the reconciler will push");
+                tracing::warn!(error = %Chain(&err), "operations queue unavailable; the reconciler will push");
                 None
             }
         }
@@ -129,17 +135,19 @@ impl AppState {
         Ok(conn.get(self.sessions_after_key(customer)).await?)
     }
 
-    /// The public URL of an instance.
+    /// The public URL of an instance (`PUBLIC_PORT` included when it is
+    /// not the scheme's default).
     pub fn instance_url(&self, subdomain: &str) -> String {
-        format!("{}://{subdomain}.{}", self.public_scheme, self.base_domain)
+        self.public.tenant(subdomain)
     }
 
-    /// Where links in emails point: the host the request came to when it is
-    /// the portal's own name (or a local address), never anything else a
-    /// client could inject.
+    /// Where links in emails point: the portal's public origin, or the
+    /// host the request came to when it is a local address (the portal run
+    /// directly on the host, without nginx), never anything else a client
+    /// could inject. nginx forwards the portal's own name without the port
+    /// browsers used, so the configured one is what counts.
     pub fn public_base(&self, headers: &HeaderMap) -> String {
-        let own = format!("portal.{}", self.base_domain);
-        let host = headers
+        let local = headers
             .get(axum::http::header::HOST)
             .and_then(|h| h.to_str().ok())
             .filter(|h| {
@@ -150,9 +158,12 @@ impl AppState {
                         h
                     }
                 });
-                name == own || name == "localhost" || name == "127.0.0.1" || name == "[::1]"
+                name == "localhost" || name == "127.0.0.1" || name == "[::1]"
             });
-        format!("{}://{}", self.public_scheme, host.unwrap_or(&own))
+        match local {
+            Some(host) => format!("{}://{host}", self.public.scheme()),
+            None => self.public.portal(),
+        }
     }
 }
 

@@ -256,6 +256,8 @@ impl OperationView {
 pub struct InstancePage {
     pub nav: Nav,
     pub instance: InstanceView,
+    /// The login of the instance's Odoo admin user (the customer's email).
+    pub odoo_login: String,
     pub backups: Vec<BackupView>,
     /// The plan's limit on manual and uploaded backups, and what the next
     /// one removes.

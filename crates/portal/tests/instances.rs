@@ -346,25 +346,39 @@ async fn creation_needs_a_verified_address_and_respects_the_instance_limit() -> 
         page.contains("href=\"http://first.saas.test\""),
         "no open link"
     );
-    // The admin password is stored only as Odoo's hash, never shown.
-    let args: Value = sqlx::query_scalar(
-        "SELECT args FROM operations WHERE tenant_id = $1 AND kind = 'provision'",
+    ensure!(
+        page.contains(&format!("Odoo login: <code>{}</code>", customer.email)),
+        "no Odoo login next to the open link"
+    );
+    // The admin password is kept only sealed, with its operation, and never
+    // shown: not in the arguments, the page, the API or the audit log.
+    let (op, args): (Uuid, Value) = sqlx::query_as(
+        "SELECT id, args FROM operations WHERE tenant_id = $1 AND kind = 'provision'",
     )
     .bind(id)
     .fetch_one(&app.pool)
     .await?;
     ensure!(
-        args["admin_password_hash"]
-            .as_str()
-            .is_some_and(|h| h.starts_with("$pbkdf2-sha512$"))
+        saas_core::ops::secrets::held(&app.pool, op).await?,
+        "no sealed password with the provision"
     );
-    ensure!(!args.to_string().contains(PASSWORD) && !page.contains(PASSWORD));
+    ensure!(!args.to_string().contains(PASSWORD) && !args.to_string().contains("password"));
+    ensure!(!page.contains(PASSWORD));
     let api: Value = customer
         .api(Method::GET, &format!("/api/v1/instances/{id}"), None)
         .await?
         .json()
         .await?;
-    ensure!(!api.to_string().contains("admin_password_hash"), "{api}");
+    ensure!(!api.to_string().contains(PASSWORD), "{api}");
+    ensure!(
+        api["instance"]["odoo_login"] == customer.email.as_str(),
+        "{api}"
+    );
+    let audit: String =
+        sqlx::query_scalar("SELECT coalesce(string_agg(details::text, ' '), '') FROM audit_log")
+            .fetch_one(&app.pool)
+            .await?;
+    ensure!(!audit.contains(PASSWORD), "{audit}");
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use saas_core::ops::workers::{self, WorkerInfo};
 
 use crate::engine::Engine;
 use crate::handlers::Handlers;
+use saas_core::error_chain::Chain;
 
 /// Publishes this worker's liveness in Redis (what admin lists and
 /// `workers_alive` counts) every heartbeat, until the task is aborted. The
@@ -36,7 +37,7 @@ pub async fn beat<H: Handlers>(engine: Arc<Engine<H>>, hostname: String) {
         let beat = workers::beat(&mut conn, prefix, &info, engine.settings.orphan_after);
         match tokio::time::timeout(every, beat).await {
             Ok(Ok(())) => {}
-            Ok(Err(err)) => tracing::warn!(error = %err, "heartbeat to Redis failed"),
+            Ok(Err(err)) => tracing::warn!(error = %Chain(&err), "heartbeat to Redis failed"),
             Err(_) => tracing::warn!("heartbeat to Redis: no answer within {every:?}"),
         }
         match tokio::time::timeout(every, workers::live(&mut conn, prefix)).await {
@@ -44,7 +45,7 @@ pub async fn beat<H: Handlers>(engine: Arc<Engine<H>>, hostname: String) {
                 .metrics
                 .workers_alive
                 .set(i64::try_from(live.len()).unwrap_or(i64::MAX)),
-            Ok(Err(err)) => tracing::warn!(error = %err, "listing live workers failed"),
+            Ok(Err(err)) => tracing::warn!(error = %Chain(&err), "listing live workers failed"),
             Err(_) => tracing::warn!("listing live workers: no answer within {every:?}"),
         }
     }
@@ -87,12 +88,12 @@ pub async fn maintain<H: Handlers>(engine: Arc<Engine<H>>) {
                         tracing::info!(reaped, "metadata of gone queue consumers removed")
                     }
                     Err(err) => {
-                        tracing::warn!(error = %err, "removing gone consumers' metadata failed")
+                        tracing::warn!(error = %Chain(&err), "removing gone consumers' metadata failed")
                     }
                 }
             }
             Ok(None) => {}
-            Err(err) => tracing::warn!(error = %err, "maintenance lock: Redis failed"),
+            Err(err) => tracing::warn!(error = %Chain(&err), "maintenance lock: Redis failed"),
         }
     }
 }
@@ -108,7 +109,7 @@ pub async fn reconcile<H: Handlers>(engine: Arc<Engine<H>>) {
     loop {
         tick.tick().await;
         if let Err(err) = reconcile_once(&engine).await {
-            tracing::warn!(error = %err, "reconciler pass failed");
+            tracing::warn!(error = %Chain(err.as_ref()), "reconciler pass failed");
         }
     }
 }

@@ -136,7 +136,7 @@ async fn consume<H: Handlers>(
         }
     };
     tokio::select! {
-        ran = run => ran.map_err(|err| err.to_string()),
+        ran = run => ran.map_err(|err| saas_core::error_chain::chain(&err)),
         silent = wedged => Err(format!("no heartbeat for {silent:?}")),
     }
 }

@@ -16,6 +16,7 @@ use crate::handlers::{HandlerError, Handlers};
 use crate::lease::{Lease, Leases, taken_over};
 use crate::metrics::WorkerMetrics;
 use crate::tenant_lock::{LockState, TenantLock, TenantLocks};
+use saas_core::error_chain::Chain;
 
 /// How long an attempt waits for its tenant's lock (held by an earlier
 /// attempt that has not stopped yet) before it goes back to the queue.
@@ -104,11 +105,11 @@ impl<H: Handlers> Engine<H> {
         let task = tokio::spawn(async move {
             let _permit = permit;
             if let Err(err) = engine.process(id).await {
-                tracing::error!(error = %err, operation = %id, "processing failed");
+                tracing::error!(error = %Chain(&err), operation = %id, "processing failed");
             }
         });
         if let Err(join) = task.await {
-            tracing::error!(error = %join, operation = %id, "processing stopped abnormally");
+            tracing::error!(error = %Chain(&join), operation = %id, "processing stopped abnormally");
         }
     }
 
@@ -151,7 +152,7 @@ impl<H: Handlers> Engine<H> {
         if let Some(next) = store::next_for_tenant(&self.pool, operation.tenant_id).await?
             && let Err(err) = self.queue.push(next).await
         {
-            tracing::warn!(error = %err, "could not push the tenant's next operation; the reconciler will");
+            tracing::warn!(error = %Chain(&err), "could not push the tenant's next operation; the reconciler will");
         }
         Ok(())
     }
@@ -168,7 +169,7 @@ impl<H: Handlers> Engine<H> {
             Ok(Some(lock)) => lock,
             outcome => {
                 if let Err(err) = outcome {
-                    tracing::warn!(error = %err, "cannot take the tenant lock");
+                    tracing::warn!(error = %Chain(&err), "cannot take the tenant lock");
                 }
                 self.release(operation, lease).await;
                 return false;
@@ -227,7 +228,7 @@ impl<H: Handlers> Engine<H> {
 
     pub(crate) async fn forget(&self, id: Uuid) {
         if let Err(err) = self.queue.forget(id).await {
-            tracing::warn!(error = %err, operation = %id, "could not clear the pushed marker");
+            tracing::warn!(error = %Chain(&err), operation = %id, "could not clear the pushed marker");
         }
     }
 }

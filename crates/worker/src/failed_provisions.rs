@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::handlers::HandlerError;
 use crate::platform::odoo_error;
 use crate::servers::{self, TenantPlacement};
+use saas_core::error_chain::Chain;
 
 /// Removes the tenant's database, unfinished clones and filestore; refuses
 /// (leaving everything) when a database under its name is not the tenant's.
@@ -76,7 +77,9 @@ pub(crate) async fn sweep(pool: &PgPool) -> Result<usize, HandlerError> {
         match clean(pool, tenant).await {
             Ok(true) => cleaned += 1,
             Ok(false) => {}
-            Err(err) => tracing::warn!(%tenant, error = %err, "cleaning a failed provision failed"),
+            Err(err) => {
+                tracing::warn!(%tenant, error = %Chain(&err), "cleaning a failed provision failed")
+            }
         }
     }
     Ok(cleaned)

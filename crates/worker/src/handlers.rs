@@ -59,7 +59,7 @@ impl HandlerError {
 
 impl From<sqlx::Error> for HandlerError {
     fn from(err: sqlx::Error) -> Self {
-        HandlerError::transient(format!("database: {err}"))
+        HandlerError::transient(format!("database: {}", saas_core::error_chain::chain(&err)))
             .telling_customer("a temporary problem with the platform database")
     }
 }

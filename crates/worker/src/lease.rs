@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::handlers::HandlerError;
+use saas_core::error_chain::Chain;
 
 /// One attempt's lease: its operation, its token, and whether it was lost.
 #[derive(Clone)]
@@ -215,7 +216,7 @@ impl Leases {
                 }
                 return lost;
             }
-            Ok(Err(err)) => tracing::warn!(error = %err, "renewing leases failed"),
+            Ok(Err(err)) => tracing::warn!(error = %Chain(&err), "renewing leases failed"),
             Err(_) => tracing::warn!("renewing leases: PostgreSQL did not answer within {every:?}"),
         }
         for lease in &held {

@@ -16,6 +16,7 @@ pub mod metrics;
 mod outcome;
 pub mod platform;
 pub mod schedule;
+mod secrets;
 pub mod servers;
 pub mod sweep;
 pub mod tenant_lock;
@@ -37,6 +38,7 @@ use tokio::sync::watch;
 use crate::engine::Engine;
 use crate::handlers::Handlers;
 use crate::metrics::WorkerMetrics;
+use saas_core::error_chain::Chain;
 
 /// The worker application, ready to serve.
 pub struct App<H> {
@@ -127,7 +129,9 @@ impl<H: Handlers> App<H> {
         tracing::info!("shutdown requested: no new operations; waiting for running ones");
         match tokio::time::timeout(grace, &mut work).await {
             Ok(Ok(_)) => {}
-            Ok(Err(join)) => tracing::error!(error = %join, "the engine stopped abnormally"),
+            Ok(Err(join)) => {
+                tracing::error!(error = %Chain(&join), "the engine stopped abnormally")
+            }
             Err(_) => {
                 tracing::warn!(
                     "operations still running after WORKER_SHUTDOWN_TIMEOUT ({grace:?}); \
@@ -158,26 +162,22 @@ pub async fn start_platform(
             .map_err(|err| StartupError::from_database(config, &err))?;
     }
     if let Err(err) = servers::refresh_templates(&pool).await {
-        tracing::warn!(error = %err, "cannot list the servers' templates yet");
+        tracing::warn!(error = %Chain(err.as_ref()), "cannot list the servers' templates yet");
     }
+    platform::seed_template_plans(&pool, &data_plane.templates).await;
     if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
-        tracing::warn!(error = %err, "cannot write the routing map yet");
+        tracing::warn!(error = %Chain(&err), "cannot write the routing map yet");
     }
     let store = saas_odoo::BackupStore::from_url(&data_plane.backup_store_url)
-        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {err}")))?;
+        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))?;
     // Leftovers of backups a crash cut short go at start, then periodically.
     tokio::spawn(sweep::sweep_periodically(
         pool.clone(),
         store,
         data_plane.backup_store_url.clone(),
     ));
-    platform::PlatformHandlers::new(
-        pool,
-        data_plane,
-        config.public_scheme.clone(),
-        config.base_domain.clone(),
-    )
-    .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {err}")))
+    platform::PlatformHandlers::new(pool, data_plane, config.public_urls(), config.sealing_key())
+        .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))
 }
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
@@ -235,10 +235,10 @@ async fn run_engine<H: Handlers>(
     essential.abort_all();
     let mut conn = queue.connection();
     if let Err(err) = workers::remove(&mut conn, queue.prefix(), &name).await {
-        tracing::warn!(error = %err, "could not deregister the worker");
+        tracing::warn!(error = %Chain(&err), "could not deregister the worker");
     }
     if let Err(err) = queue.forget_consumers_of(&name).await {
-        tracing::warn!(error = %err, "could not deregister the worker's queue consumers");
+        tracing::warn!(error = %Chain(&err), "could not deregister the worker's queue consumers");
     }
     tracing::info!(worker = %name, "worker stopped");
     outcome
@@ -264,7 +264,7 @@ async fn connect_queue<H>(
         };
         let reason = match outcome {
             Ok(Ok(queue)) => return Ok(Some(queue)),
-            Ok(Err(err)) => format!("Redis is not reachable (REDIS_URL): {err}"),
+            Ok(Err(err)) => format!("Redis is not reachable (REDIS_URL): {}", Chain(&err)),
             Err(_) => "Redis does not answer (REDIS_URL)".to_owned(),
         };
         parts.queue.set_down(reason.clone());

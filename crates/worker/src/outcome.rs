@@ -8,6 +8,7 @@ use saas_core::ops::{FailureOutcome, Operation, lease as leases, store};
 use crate::engine::{BUSY_TENANT_RETRY, Engine, EngineError};
 use crate::handlers::{HandlerError, Handlers};
 use crate::lease::Lease;
+use saas_core::error_chain::Chain;
 
 /// Between attempts to record an outcome while PostgreSQL does not answer.
 const RECORD_RETRY: Duration = Duration::from_secs(1);
@@ -27,11 +28,11 @@ impl<H: Handlers> Engine<H> {
             match self.record(operation, lease, result.clone()).await {
                 Ok(()) => return,
                 Err(err) if lease.is_lost() => {
-                    tracing::warn!(error = %err, "outcome not recorded and the lease is lost; the operation runs again");
+                    tracing::warn!(error = %Chain(&err), "outcome not recorded and the lease is lost; the operation runs again");
                     return;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "recording the outcome failed; retrying");
+                    tracing::warn!(error = %Chain(&err), "recording the outcome failed; retrying");
                     tokio::time::sleep(RECORD_RETRY).await;
                 }
             }
@@ -74,18 +75,18 @@ impl<H: Handlers> Engine<H> {
                 match outcome {
                     FailureOutcome::Retrying(run_after) => {
                         self.count(kind, "retried");
-                        tracing::warn!(kind, error = %err, %run_after, "operation attempt failed; retrying");
+                        tracing::warn!(kind, error = %Chain(&err), %run_after, "operation attempt failed; retrying");
                         self.forget(id).await;
                     }
                     FailureOutcome::Failed => {
                         self.count(kind, "failed");
-                        tracing::error!(kind, error = %err, "operation failed");
+                        tracing::error!(kind, error = %Chain(&err), "operation failed");
                         self.handlers
                             .failed(operation.clone(), err.message.clone())
                             .await;
                     }
                     FailureOutcome::Lost => {
-                        tracing::warn!(kind, error = %err, "attempt failed after its lease was taken over; not recorded");
+                        tracing::warn!(kind, error = %Chain(&err), "attempt failed after its lease was taken over; not recorded");
                     }
                 }
             }
@@ -103,11 +104,11 @@ impl<H: Handlers> Engine<H> {
                     return;
                 }
                 Err(err) if lease.is_lost() => {
-                    tracing::warn!(error = %err, "could not queue the operation again; it is taken over");
+                    tracing::warn!(error = %Chain(&err), "could not queue the operation again; it is taken over");
                     return;
                 }
                 Err(err) => {
-                    tracing::warn!(error = %err, "queueing the operation again failed; retrying");
+                    tracing::warn!(error = %Chain(&err), "queueing the operation again failed; retrying");
                     tokio::time::sleep(RECORD_RETRY).await;
                 }
             }

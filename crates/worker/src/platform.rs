@@ -8,15 +8,16 @@ use futures::future::BoxFuture;
 use saas_core::config::DataPlaneSettings;
 use saas_core::domain::{PlanLimits, TenantState, Usage, transition};
 use saas_core::ops::{Operation, OperationKind};
-use saas_odoo::{
-    AdminPassword, BackupStore, OdooError, ProbeOptions, ProvisionOptions, ProvisionSpec,
-};
+use saas_core::public_url::PublicUrls;
+use saas_core::sealing::SealingKey;
+use saas_odoo::{BackupStore, OdooError, ProbeOptions, ProvisionOptions, ProvisionSpec};
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::handlers::{HandlerError, Handlers, Maintenance};
 use crate::lease::Lease;
 use crate::servers::{self, TenantPlacement};
+use saas_core::error_chain::Chain;
 
 /// Handlers backed by the platform database and the Odoo data plane.
 pub struct PlatformHandlers {
@@ -27,16 +28,18 @@ pub(crate) struct Inner {
     pub pool: PgPool,
     pub store: BackupStore,
     pub settings: DataPlaneSettings,
-    pub public_scheme: String,
-    pub base_domain: String,
+    /// Where tenants are reached from outside (`web.base.url`).
+    pub public: PublicUrls,
+    /// Opens the Odoo passwords requests sealed (`SECRET_KEY`).
+    pub sealing: SealingKey,
 }
 
 impl PlatformHandlers {
     pub fn new(
         pool: PgPool,
         settings: DataPlaneSettings,
-        public_scheme: String,
-        base_domain: String,
+        public: PublicUrls,
+        sealing: SealingKey,
     ) -> Result<Self, OdooError> {
         let store = BackupStore::from_url(&settings.backup_store_url)?;
         Ok(Self {
@@ -44,8 +47,8 @@ impl PlatformHandlers {
                 pool,
                 store,
                 settings,
-                public_scheme,
-                base_domain,
+                public,
+                sealing,
             }),
         })
     }
@@ -78,6 +81,9 @@ impl Handlers for PlatformHandlers {
                 OperationKind::CollectUsage => collect_usage(&inner, &placement).await,
                 OperationKind::HealthCheck => health_check(&inner, &placement).await,
                 OperationKind::PruneBackups => prune_backups(&inner, &placement).await,
+                OperationKind::ResetAdminPassword => {
+                    reset_admin_password(&inner, &placement, &operation, lease).await
+                }
             }
         })
     }
@@ -86,31 +92,36 @@ impl Handlers for PlatformHandlers {
         let inner = Arc::clone(&self.inner);
         Box::pin(async move {
             if let Err(err) = servers::refresh_templates(&inner.pool).await {
-                tracing::warn!(error = %err, "refreshing server templates failed");
+                tracing::warn!(error = %Chain(err.as_ref()), "refreshing server templates failed");
             }
+            seed_template_plans(&inner.pool, &inner.settings.templates).await;
             if let Err(err) = servers::write_routing_map(&inner).await {
-                tracing::warn!(error = %err, "writing the routing map failed");
+                tracing::warn!(error = %Chain(&err), "writing the routing map failed");
             }
             match servers::drop_leftover_guests(&inner.pool).await {
                 Ok(0) => {}
                 Ok(dropped) => tracing::warn!(dropped, "guest roles left by a crash dropped"),
-                Err(err) => tracing::warn!(error = %err, "dropping leftover guests failed"),
+                Err(err) => {
+                    tracing::warn!(error = %Chain(err.as_ref()), "dropping leftover guests failed")
+                }
             }
             match crate::failed_provisions::sweep(&inner.pool).await {
                 Ok(0) => {}
                 Ok(cleaned) => tracing::info!(cleaned, "failed provisions cleaned"),
-                Err(err) => tracing::warn!(error = %err, "sweeping failed provisions failed"),
+                Err(err) => {
+                    tracing::warn!(error = %Chain(&err), "sweeping failed provisions failed")
+                }
             }
             match crate::schedule::run_once(&inner.pool, &context.queue).await {
                 Ok(0) => {}
                 Ok(requested) => tracing::info!(requested, "schedules requested operations"),
-                Err(err) => tracing::warn!(error = %err, "schedules failed"),
+                Err(err) => tracing::warn!(error = %Chain(err.as_ref()), "schedules failed"),
             }
             if let Err(err) = expire_backups_of_deleted_tenants(&inner).await {
                 tracing::warn!(error = %err.message, "expiring backups of deleted tenants failed");
             }
             if let Err(err) = crate::schedule::backup_metrics(&inner.pool, &context.metrics).await {
-                tracing::warn!(error = %err, "backup metrics failed");
+                tracing::warn!(error = %Chain(err.as_ref()), "backup metrics failed");
             }
         })
     }
@@ -134,14 +145,31 @@ impl Handlers for PlatformHandlers {
                 Ok(()) => {
                     tracing::error!(%tenant, %error, "provisioning failed; tenant marked failed")
                 }
-                Err(err) => tracing::error!(error = %err, "could not mark the tenant failed"),
+                Err(err) => {
+                    tracing::error!(error = %Chain(&err), "could not mark the tenant failed")
+                }
             }
             // What the attempts left goes now; the maintenance sweep retries
             // if this fails (and cleans up after cancelled provisions).
             if let Err(err) = crate::failed_provisions::clean(&inner.pool, tenant).await {
-                tracing::warn!(%tenant, error = %err, "cleaning the failed provision failed; the sweep retries");
+                tracing::warn!(%tenant, error = %Chain(&err), "cleaning the failed provision failed; the sweep retries");
             }
         })
+    }
+}
+
+/// Plans for the templates of `ODOO_TEMPLATES` found built for the first
+/// time (see `saas_core::template_plans`); a failure is retried at the next
+/// maintenance.
+pub(crate) async fn seed_template_plans(
+    pool: &PgPool,
+    templates: &[saas_core::config::TemplateSpec],
+) {
+    if templates.is_empty() {
+        return;
+    }
+    if let Err(err) = saas_core::template_plans::seed(pool, templates).await {
+        tracing::warn!(error = %Chain(&err), "creating plans for new templates failed");
     }
 }
 
@@ -165,18 +193,9 @@ pub(crate) fn odoo_error(err: OdooError) -> HandlerError {
     translated.telling_customer(customer)
 }
 
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut message = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        message.push_str(": ");
-        message.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    message
-}
+pub(crate) use saas_core::error_chain::chain as error_chain;
 
-fn arg_str<'a>(operation: &'a Operation, key: &str) -> Result<&'a str, HandlerError> {
+pub(crate) fn arg_str<'a>(operation: &'a Operation, key: &str) -> Result<&'a str, HandlerError> {
     operation.args[key].as_str().ok_or_else(|| {
         HandlerError::permanent(format!("argument {key} is missing or not a string"))
     })
@@ -189,22 +208,14 @@ async fn provision(
     lease: &Lease,
 ) -> Result<(), HandlerError> {
     let server = placement.server()?;
-    let base_url = saas_odoo::tenant_base_url(
-        &inner.public_scheme,
-        &placement.subdomain,
-        &inner.base_domain,
-    )
-    .map_err(odoo_error)?;
     let spec = ProvisionSpec {
         tenant_id: placement.tenant_id,
         db_name: placement.db_name.clone(),
         template: format!("tpl_{}", placement.template),
-        base_url,
+        base_url: tenant_base_url(inner, placement)?,
         company_name: arg_str(operation, "company_name")?.to_owned(),
         admin_login: arg_str(operation, "admin_login")?.to_owned(),
-        admin_password: AdminPassword::Hashed(
-            arg_str(operation, "admin_password_hash")?.to_owned(),
-        ),
+        admin_password: crate::secrets::provision_password(inner, operation).await?,
     };
     let probe = (!inner.settings.probe_timeout.is_zero()).then(|| ProbeOptions {
         timeout: inner.settings.probe_timeout,
@@ -231,9 +242,20 @@ async fn provision(
     // The customer sees real usage from the first page, not only after the
     // hourly schedule.
     if let Err(err) = collect_usage(inner, placement).await {
-        tracing::warn!(error = %err, "first usage collection failed; the schedule retries");
+        tracing::warn!(error = %Chain(&err), "first usage collection failed; the schedule retries");
     }
     servers::write_routing_map(inner).await
+}
+
+/// The tenant's public URL, Odoo's `web.base.url`: `PUBLIC_SCHEME`,
+/// `BASE_DOMAIN` and `PUBLIC_PORT` (left out when it is the default).
+fn tenant_base_url(inner: &Inner, placement: &TenantPlacement) -> Result<url::Url, HandlerError> {
+    saas_odoo::tenant_base_url(
+        inner.public.scheme(),
+        &placement.subdomain,
+        &inner.public.base_authority(),
+    )
+    .map_err(odoo_error)
 }
 
 /// Runs a data-plane step of an attempt until it ends or the attempt's
@@ -442,12 +464,7 @@ async fn restore(
             .await?;
     let key =
         key.ok_or_else(|| HandlerError::permanent("the backup does not exist for this tenant"))?;
-    let base_url = saas_odoo::tenant_base_url(
-        &inner.public_scheme,
-        &placement.subdomain,
-        &inner.base_domain,
-    )
-    .map_err(odoo_error)?;
+    let base_url = tenant_base_url(inner, placement)?;
     let mut options = saas_odoo::RestoreOptions::new(placement.tenant_id, base_url)
         .with_plan_storage_mb(u64::try_from(placement.max_storage_mb).unwrap_or(0));
     let cap = inner.settings.restore_max_bytes;
@@ -621,6 +638,33 @@ async fn delete(
     servers::write_routing_map(inner).await
 }
 
+/// Writes the hash of the customer's new Odoo admin password into the
+/// tenant's database (as a guest: see `saas_odoo::admin_password`). Hashing
+/// runs on a blocking thread; writing the same hash twice is harmless, so a
+/// repeated attempt is too.
+async fn reset_admin_password(
+    inner: &Inner,
+    placement: &TenantPlacement,
+    operation: &Operation,
+    lease: &Lease,
+) -> Result<(), HandlerError> {
+    let password = crate::secrets::reset_password(inner, operation).await?;
+    let hash = tokio::task::spawn_blocking(move || saas_odoo::hash_password_blocking(&password))
+        .await
+        .map_err(|err| {
+            HandlerError::transient(format!("hashing the password: {err}"))
+                .telling_customer("an internal error; it is being retried")
+        })?;
+    let server = placement.server()?;
+    fenced(
+        lease,
+        saas_odoo::set_admin_password(&server, &placement.db_name, placement.tenant_id, &hash),
+    )
+    .await?;
+    tracing::info!("Odoo admin password reset");
+    Ok(())
+}
+
 async fn collect_usage(inner: &Inner, placement: &TenantPlacement) -> Result<(), HandlerError> {
     let server = placement.server()?;
     let usage = saas_odoo::collect_usage(&server, &placement.db_name)
@@ -642,7 +686,7 @@ async fn collect_usage(inner: &Inner, placement: &TenantPlacement) -> Result<(),
 
 async fn health_check(inner: &Inner, placement: &TenantPlacement) -> Result<(), HandlerError> {
     let server = placement.server()?;
-    let host = format!("{}.{}", placement.subdomain, inner.base_domain);
+    let host = inner.public.authority(&placement.subdomain);
     let options = ProbeOptions {
         timeout: Duration::from_secs(15),
         ..ProbeOptions::default()

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::metrics::WorkerMetrics;
+use saas_core::error_chain::Chain;
 
 /// An active tenant without a successful backup for this long is overdue.
 pub const BACKUP_OVERDUE_AFTER: &str = "26 hours";
@@ -99,7 +100,7 @@ pub async fn run_once(pool: &PgPool, queue: &OpsQueue) -> anyhow::Result<usize> 
                 Ok(done) if done.created => requested += 1,
                 Ok(_) => {}
                 Err(err) => {
-                    tracing::warn!(kind = %job.kind, %tenant, error = %err, "schedule could not request")
+                    tracing::warn!(kind = %job.kind, %tenant, error = %Chain(&err), "schedule could not request")
                 }
             }
         }

@@ -17,6 +17,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use crate::tenant_lock::TenantLocks;
+use saas_core::error_chain::Chain;
 
 /// How old an object no `backups` row records must be to be removed.
 pub const UNRECORDED_GRACE: Duration = Duration::from_secs(3600);
@@ -132,7 +133,7 @@ pub async fn sweep_periodically(pool: PgPool, store: BackupStore, store_url: Str
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %err, "sweeping the backup store failed");
+                tracing::warn!(error = %Chain(&err), "sweeping the backup store failed");
                 BUSY_RETRY
             }
         };

@@ -13,6 +13,7 @@ use sqlx::{Executor, PgPool, Postgres};
 use uuid::Uuid;
 
 use crate::lease::Lease;
+use saas_core::error_chain::Chain;
 
 /// How long a check of the lock's connection may take.
 const PING_TIMEOUT: Duration = Duration::from_secs(5);
@@ -74,7 +75,9 @@ impl TenantLocks {
                 }
                 Ok(None) => {}
                 Err(err) if Instant::now() >= deadline => return Err(err),
-                Err(err) => tracing::warn!(error = %err, "taking the tenant lock failed; retrying"),
+                Err(err) => {
+                    tracing::warn!(error = %Chain(&err), "taking the tenant lock failed; retrying")
+                }
             }
             if Instant::now() >= deadline || lease.is_lost() {
                 return Ok(None);
@@ -115,7 +118,7 @@ impl TenantLock {
                 Ok(Ok(_)) => return LockState::Held,
                 Err(_) => return LockState::Unknown,
                 Ok(Err(err)) => {
-                    tracing::warn!(error = %err, tenant = %self.tenant_id, "the tenant lock's connection failed; taking the lock again");
+                    tracing::warn!(error = %Chain(&err), tenant = %self.tenant_id, "the tenant lock's connection failed; taking the lock again");
                     if let Some(mut dead) = self.conn.take() {
                         dead.close_on_drop();
                     }

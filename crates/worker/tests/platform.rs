@@ -30,17 +30,20 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
             },
         )
         .await?;
-    let password_hash = requested.password_hash.clone();
     let tenant = requested.tenant;
-    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
-    let (login, stored): (String, String) =
-        sqlx::query_as("SELECT login, password FROM res_users WHERE id = 2")
-            .fetch_one(&mut odoo)
-            .await?;
+    let (login, stored) = common::admin_user(&subdomain).await?;
     ensure!(
-        login == requested.login && stored == password_hash,
-        "admin user not configured: {login}"
+        login == requested.login
+            && stored.starts_with("$pbkdf2-sha512$600000$")
+            && saas_core::auth::odoo_password::verify_password(&requested.password, &stored),
+        "admin user not configured: {login} {stored}"
     );
+    // The sealed copy went with the provision's success.
+    ensure!(
+        !saas_core::ops::secrets::held(pool, requested.provision).await?,
+        "the sealed password outlived its provision"
+    );
+    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
     let base_url: String =
         sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'")
             .fetch_one(&mut odoo)
@@ -140,6 +143,128 @@ async fn a_tenant_lives_its_whole_life_through_the_worker() -> anyhow::Result<()
         !platform.map().contains(&subdomain),
         "map: {}",
         platform.map()
+    );
+    Ok(())
+}
+
+/// A server the worker cannot log in to: the log names the server and says
+/// why, in PostgreSQL's own words, not only "database error".
+#[tokio::test]
+async fn a_failing_server_is_logged_with_the_cause() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let role = format!("no_such_role_{}", world.suffix);
+    let platform = Platform::start_after(&world, &[], async |pool| {
+        sqlx::query(
+            "INSERT INTO servers (id, name, public_url, internal_url, pg_url, filestore_root, capacity)
+             VALUES ($1, 'unreachable', 'http://127.0.0.1:9', 'http://127.0.0.1:9', $2, '/nonexistent', 1)",
+        )
+        .bind(uuid::Uuid::new_v4())
+        .bind(format!("postgres://{role}@127.0.0.1:5432/postgres"))
+        .execute(pool)
+        .await?;
+        Ok(())
+    })
+    .await?;
+    let expected = format!("role \"{role}\" does not exist");
+    for _ in 0..100 {
+        let log = platform.worker.log();
+        if let Some(line) = log.lines().find(|l| l.contains("cannot list templates")) {
+            ensure!(
+                line.contains("unreachable") && line.contains(&expected),
+                "the log line drops the cause: {line}"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!(
+        "no \"cannot list templates\" line; log:\n{}",
+        platform.worker.log()
+    )
+}
+
+/// A fresh stack with ODOO_TEMPLATES set: the worker finds the template
+/// built and offers a plan on it, on which a customer's instance becomes
+/// active without an operator typing a template name.
+#[tokio::test]
+async fn the_first_start_offers_a_plan_per_built_template() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let templates = format!("{}:base,web never_built:base", world.template);
+    let platform = Platform::start_with(&world, &[("ODOO_TEMPLATES", templates.as_str())]).await?;
+    let mut plan = None;
+    for _ in 0..100 {
+        plan = sqlx::query_as::<_, (uuid::Uuid, String, bool, bool)>(
+            "SELECT id, code, created_automatically, active FROM plans WHERE template = $1",
+        )
+        .bind(&world.template)
+        .fetch_optional(&platform.pool)
+        .await?;
+        if plan.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (plan, code, automatic, active) =
+        plan.with_context(|| format!("no plan seeded; log:\n{}", platform.worker.log()))?;
+    ensure!(automatic && active && code == world.template, "{code}");
+    let others: i64 = sqlx::query_scalar("SELECT count(*) FROM plans WHERE id <> $1")
+        .bind(plan)
+        .fetch_one(&platform.pool)
+        .await?;
+    ensure!(others == 0, "a plan for a template nobody built");
+    let customer = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO customers (id, email, company_name, password_hash) VALUES ($1, $2, 'Shop', 'x')",
+    )
+    .bind(customer)
+    .bind(format!("first-{}@shop.test", world.suffix))
+    .execute(&platform.pool)
+    .await?;
+    let (tenant, _) = saas_core::tenants::create(
+        &platform.pool,
+        Some(&platform.queue),
+        &common::sealing_key(),
+        &saas_core::tenants::NewTenant {
+            customer_id: customer,
+            plan_id: plan,
+            subdomain: format!("first-{}", world.suffix),
+            admin_password: secrecy::SecretString::from(common::ODOO_PASSWORD),
+        },
+        &saas_core::ops::Actor::system("test"),
+    )
+    .await?;
+    platform.wait_state(tenant.id, "active").await
+}
+
+/// Behind a non-default port (PUBLIC_PORT), Odoo's web.base.url carries it;
+/// provisioning's probe sends the Host a browser would.
+#[tokio::test]
+async fn web_base_url_carries_the_public_port() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start_with(
+        &world,
+        &[("PUBLIC_SCHEME", "https"), ("PUBLIC_PORT", "8443")],
+    )
+    .await?;
+    let subdomain = format!("port-{}", world.suffix);
+    platform
+        .active_tenant(
+            &world,
+            &NewTenantSpec {
+                subdomain: &subdomain,
+                max_backups: 1,
+                max_storage_mb: 1024,
+            },
+        )
+        .await?;
+    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(&subdomain)?).await?;
+    let base_url: String =
+        sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'")
+            .fetch_one(&mut odoo)
+            .await?;
+    ensure!(
+        base_url == format!("https://{subdomain}.saas.test:8443"),
+        "{base_url}"
     );
     Ok(())
 }

@@ -24,3 +24,32 @@ async fn waits_for_admin_to_migrate_the_schema() -> anyhow::Result<()> {
     })
     .await
 }
+
+/// A start-up failure deep in the data plane says why in the OS's words:
+/// "filesystem error at <dir>" alone leaves the operator guessing.
+#[tokio::test]
+async fn an_unusable_backup_store_exits_naming_the_cause() -> anyhow::Result<()> {
+    let db = database().await?;
+    let bin = binary();
+    let scratch = tempfile::tempdir()?;
+    let not_a_dir = scratch.path().join("a-file");
+    std::fs::write(&not_a_dir, b"")?;
+    let mut env = bin.env(&db, saas_testkit::free_port()?);
+    env.insert(
+        "BACKUP_STORE_URL".to_owned(),
+        format!("file://{}/backups", not_a_dir.display()),
+    );
+    let mut process = saas_testkit::ServiceProcess::spawn(&bin.path, &[], &env)?;
+    let status = process.wait(std::time::Duration::from_secs(30)).await?;
+    let log = process.log();
+    anyhow::ensure!(!status.success(), "started with an unusable store: {log}");
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("error: ") && l.contains("BACKUP_STORE_URL"))
+        .ok_or_else(|| anyhow::anyhow!("no start-up error line: {log}"))?;
+    anyhow::ensure!(
+        line.contains("Not a directory"),
+        "the cause is missing: {line}"
+    );
+    Ok(())
+}

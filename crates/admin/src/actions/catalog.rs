@@ -223,7 +223,11 @@ pub async fn save_plan(
         )),
         None => None,
     };
+    let current_template = base.as_ref().map(|b| b.template.clone());
     let plan = patch.apply(base)?;
+    if current_template.as_deref() != Some(plan.template.as_str()) {
+        check_template(state, &plan.template).await?;
+    }
     let mut tx = state.db.begin().await?;
     let saved = plans::save(&mut tx, id, &plan)
         .await
@@ -244,6 +248,27 @@ pub async fn save_plan(
     .await?;
     tx.commit().await?;
     Ok(saved)
+}
+
+/// A plan's template must be one the worker found on an active server (a
+/// plan whose template is missing could never be provisioned); a plan
+/// keeps the one it has even while it is missing.
+async fn check_template(state: &AppState, template: &str) -> Result<()> {
+    let available = plans::available_templates(&state.db).await?;
+    if available.iter().any(|t| t == template) {
+        return Ok(());
+    }
+    let reason = if available.is_empty() {
+        "no template has been found on any active server yet: build them (the odoo-templates \
+         service) and wait for the worker to list them"
+            .to_owned()
+    } else {
+        format!(
+            "no active server has tpl_{template}; choose one of {}",
+            available.join(", ")
+        )
+    };
+    Err(Error::invalid("template", reason))
 }
 
 pub async fn delete_plan(state: &AppState, user: &CurrentOperator, id: Uuid) -> Result<()> {

@@ -247,18 +247,23 @@ pub async fn create(
             (password.clone(), Some(password))
         }
     };
-    let hash = saas_core::auth::odoo_password::hash_password(&SecretString::from(password))
-        .await
-        .map_err(|err| Error::Internal(err.into()))?;
+    if password.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "admin_password",
+            "must not contain control characters",
+        ));
+    }
+    // Sealed for the worker, which hashes it while the template clones.
     let queue = state.queue().await;
     let (tenant, operation) = tenants::create(
         &state.db,
         queue.as_ref(),
+        &state.sealing,
         &NewTenant {
             customer_id: customer.id,
             plan_id: plan.id,
             subdomain,
-            admin_password_hash: hash,
+            admin_password: SecretString::from(password),
         },
         &user.actor(),
     )

@@ -14,13 +14,14 @@ use crate::filters;
 use crate::params::{ApiJson, Id, Params};
 use crate::repo;
 use crate::state::AppState;
+use saas_core::error_chain::Chain;
 
 /// Live workers, or `None` when Redis does not answer.
 pub async fn live_workers(state: &AppState) -> Option<Vec<saas_core::ops::workers::WorkerInfo>> {
     let mut conn = state.redis.conn().await.ok()?;
     saas_core::ops::workers::live(&mut conn, state.redis.prefix())
         .await
-        .map_err(|err| tracing::warn!(error = %err, "listing live workers failed"))
+        .map_err(|err| tracing::warn!(error = %Chain(&err), "listing live workers failed"))
         .ok()
 }
 

@@ -41,7 +41,7 @@ pub async fn get(
     ApiUser(_): ApiUser,
     Id(id): Id,
 ) -> Result<Json<Value>> {
-    let detail = repo::tenants::detail(&state.db, id, &state.public_scheme, &state.base_domain)
+    let detail = repo::tenants::detail(&state.db, id, &state.public)
         .await?
         .ok_or(Error::NotFound("tenant"))?;
     Ok(Json(json!(detail)))

@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
 struct PlansPage {
     nav: Nav,
     plans: Vec<PlanRow>,
+    /// Templates found on the servers, for the new plan's picker.
+    templates: Vec<String>,
 }
 
 async fn plans(
@@ -42,6 +44,7 @@ async fn plans(
     Ok(render(&PlansPage {
         nav: Nav::new(&user, "plans"),
         plans: repo::plans::list(&state.db).await?,
+        templates: repo::plans::available_templates(&state.db).await?,
     })?)
 }
 
@@ -54,7 +57,16 @@ async fn create_plan(State(state): State<AppState>, CsrfForm(user, form): CsrfFo
 #[template(path = "plan.html")]
 struct PlanPage {
     nav: Nav,
+    /// Templates found on the servers; the plan's own is added (marked
+    /// missing) when no server holds it.
+    templates: Vec<TemplateChoice>,
     plan: PlanRow,
+}
+
+struct TemplateChoice {
+    name: String,
+    selected: bool,
+    missing: bool,
 }
 
 async fn plan(
@@ -65,8 +77,28 @@ async fn plan(
     let plan = repo::plans::get(&state.db, id)
         .await?
         .ok_or(Error::NotFound("plan"))?;
+    let mut templates: Vec<TemplateChoice> = repo::plans::available_templates(&state.db)
+        .await?
+        .into_iter()
+        .map(|name| TemplateChoice {
+            selected: name == plan.template,
+            name,
+            missing: false,
+        })
+        .collect();
+    if !templates.iter().any(|t| t.selected) {
+        templates.insert(
+            0,
+            TemplateChoice {
+                name: plan.template.clone(),
+                selected: true,
+                missing: true,
+            },
+        );
+    }
     Ok(render(&PlanPage {
         nav: Nav::new(&user, "plans"),
+        templates,
         plan,
     })?)
 }

@@ -173,7 +173,7 @@ async fn detail(
     PageId(id): PageId,
     params: Params,
 ) -> PageResult<Html<String>> {
-    let t = repo::tenants::detail(&state.db, id, &state.public_scheme, &state.base_domain)
+    let t = repo::tenants::detail(&state.db, id, &state.public)
         .await?
         .ok_or(Error::NotFound("tenant"))?;
     let audit = repo::audit::list(

@@ -22,6 +22,8 @@ pub struct PlanRow {
     pub price_cents: i64,
     pub currency: String,
     pub active: bool,
+    /// Made by the worker for a template of `ODOO_TEMPLATES` (first run).
+    pub created_automatically: bool,
     pub created_at: DateTime<Utc>,
     /// Tenants (not deleted) on the plan.
     pub tenant_count: i64,
@@ -29,7 +31,7 @@ pub struct PlanRow {
 
 const COLUMNS: &str = "p.id, p.code, p.name, p.max_users, p.max_storage_mb, p.max_backups, p.max_instances, \
     p.template, p.modules, p.trial_days, p.grace_days, p.backup_hour_utc, p.price_cents, p.currency, p.active, \
-    p.created_at, (SELECT count(*) FROM tenants t WHERE t.plan_id = p.id AND t.state <> 'deleted') AS tenant_count";
+    p.created_automatically, p.created_at, (SELECT count(*) FROM tenants t WHERE t.plan_id = p.id AND t.state <> 'deleted') AS tenant_count";
 
 /// A plan as created or replaced; validated by the caller.
 #[derive(Debug, Clone, Deserialize)]
@@ -120,6 +122,17 @@ pub async fn save(
         .fetch_optional(conn)
         .await;
     super::saved(saved, PlanError::CodeTaken)
+}
+
+/// The templates a plan can use: those the worker found on active servers,
+/// as plan templates (`basic` for `tpl_basic`), sorted.
+pub async fn available_templates(pool: &PgPool) -> Result<Vec<String>, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT DISTINCT substr(st.name, 5) FROM server_templates st JOIN servers s ON s.id = st.server_id
+         WHERE s.active AND st.name LIKE 'tpl\\_%' ORDER BY 1",
+    )
+    .fetch_all(pool)
+    .await
 }
 
 /// Deletes a plan no tenant uses (deleted tenants included: they keep

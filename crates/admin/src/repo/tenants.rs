@@ -211,8 +211,7 @@ pub struct TenantDetail {
 pub async fn detail(
     pool: &PgPool,
     id: Uuid,
-    scheme: &str,
-    base_domain: &str,
+    public: &saas_core::public_url::PublicUrls,
 ) -> Result<Option<TenantDetail>, sqlx::Error> {
     let Some(tenant) = saas_core::tenants::get(pool, id).await? else {
         return Ok(None);
@@ -234,7 +233,7 @@ pub async fn detail(
         }
         None => None,
     };
-    let url = format!("{scheme}://{}.{base_domain}/", tenant.subdomain);
+    let url = format!("{}/", public.tenant(&tenant.subdomain));
     Ok(Some(TenantDetail {
         tenant,
         customer_email,

@@ -145,8 +145,8 @@ impl TestApp {
         Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
     }
 
-    /// A server holding `tpl_<template>`, a plan on it, and a customer.
-    pub async fn seed(&self, template: &str) -> anyhow::Result<Seed> {
+    /// An active server on which the worker found `tpl_<template>`.
+    pub async fn server_with_template(&self, template: &str) -> anyhow::Result<Uuid> {
         let server = Uuid::new_v4();
         sqlx::query(
             "INSERT INTO servers (id, name, public_url, internal_url, pg_url, filestore_root, capacity)
@@ -161,6 +161,12 @@ impl TestApp {
             .bind(format!("tpl_{template}"))
             .execute(&self.pool)
             .await?;
+        Ok(server)
+    }
+
+    /// A server holding `tpl_<template>`, a plan on it, and a customer.
+    pub async fn seed(&self, template: &str) -> anyhow::Result<Seed> {
+        let server = self.server_with_template(template).await?;
         let plan = Uuid::new_v4();
         let code = format!("p{}", saas_testkit::unique_suffix());
         sqlx::query(

@@ -4,6 +4,7 @@
 pub mod lease;
 pub mod model;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 pub mod workers;
 
@@ -19,6 +20,8 @@ pub use store::{Claim, FailureOutcome, NewOperation, OpsError, Requested};
 
 use crate::audit;
 use crate::domain::{TenantState, TransitionRefused, transition};
+use crate::error_chain::Chain;
+use crate::sealing::{Purpose, SealingKey};
 
 /// Who asks, from where: recorded in the operation and the audit log.
 #[derive(Debug, Clone)]
@@ -64,6 +67,7 @@ pub fn precondition(kind: OperationKind) -> (&'static [TenantState], Option<Tena
         OperationKind::Backup
         | OperationKind::Restore
         | OperationKind::ChangePlan
+        | OperationKind::ResetAdminPassword
         | OperationKind::CollectUsage
         | OperationKind::HealthCheck
         | OperationKind::PruneBackups => (&[Active, Suspended], None),
@@ -150,13 +154,84 @@ pub async fn request_change_in(
     Ok(requested)
 }
 
+/// A secret an operation needs (a customer's new Odoo password), sealed
+/// under `key` before it is stored; see [`crate::sealing`].
+pub struct Secret<'a> {
+    pub key: &'a SealingKey,
+    pub purpose: Purpose,
+    pub value: &'a secrecy::SecretString,
+}
+
+/// [`request_change`] for an operation that needs `secret`: sealed and stored
+/// with the operation in the same transaction. When an operation of the kind
+/// is already queued for the tenant, it is returned with the newest secret
+/// in place of the one it held (the request is repeated, not duplicated),
+/// and the repetition is audited.
+#[tracing::instrument(skip_all, fields(kind = %kind))]
+pub async fn request_change_with_secret(
+    pool: &PgPool,
+    queue: Option<&OpsQueue>,
+    tenant_id: Uuid,
+    kind: OperationKind,
+    args: Value,
+    actor: &Actor,
+    secret: &Secret<'_>,
+) -> Result<Requested, RequestError> {
+    let mut tx = pool.begin().await?;
+    let requested =
+        request_change_with_secret_in(&mut tx, tenant_id, kind, args, actor, secret).await?;
+    tx.commit().await?;
+    push_after_commit(queue, requested.operation.id).await;
+    Ok(requested)
+}
+
+/// The transactional part of [`request_change_with_secret`].
+pub async fn request_change_with_secret_in(
+    tx: &mut PgConnection,
+    tenant_id: Uuid,
+    kind: OperationKind,
+    args: Value,
+    actor: &Actor,
+    secret: &Secret<'_>,
+) -> Result<Requested, RequestError> {
+    let sealed = secret.key.seal(secret.purpose, tenant_id, secret.value);
+    // A queued operation a worker starts between two statements takes no
+    // new secret: the request then makes an operation of its own.
+    for _ in 0..3 {
+        let requested = request_change_in(&mut *tx, tenant_id, kind, args.clone(), actor).await?;
+        if !secrets::store(&mut *tx, requested.operation.id, secret.purpose, &sealed).await? {
+            continue;
+        }
+        if !requested.created {
+            audit::record(
+                &mut *tx,
+                &audit::Entry {
+                    actor: &actor.name,
+                    action: &format!("tenant.{kind}"),
+                    target: Some(format!("tenant:{tenant_id}")),
+                    address: actor.address,
+                    details: serde_json::json!({
+                        "operation": requested.operation.id,
+                        "repeated": true,
+                    }),
+                },
+            )
+            .await?;
+        }
+        return Ok(requested);
+    }
+    Err(RequestError::Database(sqlx::Error::Protocol(
+        "the operation kept starting before its secret was stored".to_owned(),
+    )))
+}
+
 /// Pushes a committed operation to Redis; a failure is only logged, since
 /// the reconciler pushes queued operations that Redis lacks.
 pub async fn push_after_commit(queue: Option<&OpsQueue>, id: Uuid) {
     if let Some(queue) = queue
         && let Err(err) = queue.push(id).await
     {
-        tracing::warn!(error = %err, "operation stored but not pushed; the reconciler will push it");
+        tracing::warn!(error = %Chain(&err), "operation stored but not pushed; the reconciler will push it");
     }
 }
 

@@ -54,6 +54,7 @@ string_enum! {
         CollectUsage => "collect_usage",
         HealthCheck => "health_check",
         PruneBackups => "prune_backups",
+        ResetAdminPassword => "reset_admin_password",
     }
 }
 
@@ -73,7 +74,9 @@ impl OperationKind {
     pub fn max_attempts(self) -> i32 {
         match self {
             OperationKind::Provision | OperationKind::Restore | OperationKind::Delete => 5,
-            OperationKind::Backup | OperationKind::ChangePlan => 4,
+            OperationKind::Backup
+            | OperationKind::ChangePlan
+            | OperationKind::ResetAdminPassword => 4,
             OperationKind::Suspend | OperationKind::Resume => 8,
             OperationKind::CollectUsage
             | OperationKind::HealthCheck

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use crate::error_chain::Chain;
 use apalis_core::backend::TaskSink;
 use apalis_redis::{Config as ApalisConfig, ConnectionManager, RedisStorage};
 use redis::AsyncCommands;
@@ -95,7 +96,7 @@ impl OpsQueue {
         storage
             .push(OperationJob { operation_id: id })
             .await
-            .map_err(|err| QueueError::Push(err.to_string()))?;
+            .map_err(|err| QueueError::Push(crate::error_chain::chain(&err)))?;
         let mut conn = self.conn.clone();
         redis::pipe()
             .set_ex(self.marker(id), 1, MARKER_TTL.as_secs())
@@ -157,11 +158,11 @@ impl OpsQueue {
                             Ok(mut pubsub) => match pubsub.subscribe(&channel).await {
                                 Ok(()) => return Some(((), Some(pubsub.into_on_message()))),
                                 Err(err) => {
-                                    tracing::warn!(error = %err, "wake subscription failed; retrying")
+                                    tracing::warn!(error = %Chain(&err), "wake subscription failed; retrying")
                                 }
                             },
                             Err(err) => {
-                                tracing::debug!(error = %err, "wake subscription: Redis not reachable")
+                                tracing::debug!(error = %Chain(&err), "wake subscription: Redis not reachable")
                             }
                         }
                         tokio::time::sleep(Duration::from_secs(1)).await;

@@ -39,6 +39,10 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/api/v1/instances", get(list).post(create))
         .route("/api/v1/instances/{id}", get(show).delete(delete))
         .route("/api/v1/instances/{id}/plan", post(change_plan))
+        .route(
+            "/api/v1/instances/{id}/admin-password",
+            post(reset_admin_password),
+        )
         .route("/api/v1/instances/{id}/operations", get(operations))
         .route(
             "/api/v1/instances/{id}/backups",
@@ -180,8 +184,10 @@ async fn show(State(state): State<AppState>, Api(who): Api, Path(id): Path<Strin
     let plan = plan_of(&state, &tenant).await?;
     let ops = scoped::operations(&state.db, tenant.id, 10).await?;
     let pending = ops.iter().filter(|o| !o.state.is_final()).count();
+    let mut instance = instance_json(&state, &tenant, plan.as_ref());
+    instance["odoo_login"] = json!(scoped::odoo_login(&state.db, tenant.id).await?);
     Ok(Json(json!({
-        "instance": instance_json(&state, &tenant, plan.as_ref()),
+        "instance": instance,
         "pending_operations": pending,
         "operations": ops.iter().map(operation_json).collect::<Vec<_>>(),
     }))
@@ -219,6 +225,23 @@ async fn change_plan(
     let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
     let input: PlanBody = body(&bytes)?;
     let op = actions::change_plan(&state, &who, &tenant, &input.plan).await?;
+    Ok(accepted(json!({ "operation": operation_json(&op) })))
+}
+
+#[derive(Deserialize)]
+struct PasswordBody {
+    admin_password: String,
+}
+
+async fn reset_admin_password(
+    State(state): State<AppState>,
+    Api(who): Api,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> ApiResult {
+    let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
+    let input: PasswordBody = body(&bytes)?;
+    let op = actions::reset_admin_password(&state, &who, &tenant, &input.admin_password).await?;
     Ok(accepted(json!({ "operation": operation_json(&op) })))
 }
 

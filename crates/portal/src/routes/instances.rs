@@ -34,6 +34,7 @@ pub fn router(state: &AppState) -> Router<AppState> {
             post(upload).layer(DefaultBodyLimit::max(upload_limit)),
         )
         .route("/instances/{id}/plan", post(change_plan))
+        .route("/instances/{id}/admin-password", post(reset_admin_password))
         .route("/instances/{id}/delete", post(delete))
 }
 
@@ -131,6 +132,9 @@ fn notice(done: &str) -> Option<String> {
         "restore" => "Restore requested: the instance is replaced with the backup shortly.",
         "upload" => "Upload accepted and checked: the instance is being restored from it.",
         "plan" => "Plan change requested.",
+        "password" => {
+            "New Odoo admin password requested: it replaces the old one within a few seconds."
+        }
         _ => return None,
     };
     Some(text.to_owned())
@@ -162,9 +166,13 @@ pub async fn page(
         .next();
     let operations = scoped::operations(&state.db, tenant.id, 10).await?;
     let pending = operations.iter().filter(|o| !o.state.is_final()).count();
+    let odoo_login = scoped::odoo_login(&state.db, tenant.id)
+        .await?
+        .unwrap_or_else(|| who.customer.email.clone());
     let page = InstancePage {
         nav: nav(who),
         instance: InstanceView::new(state, tenant, &all_plans),
+        odoo_login,
         backup_note: backup_note(max_backups, &backups, pushed_out.as_ref()),
         backups: backups.iter().map(BackupView::new).collect(),
         operations: operations.iter().map(OperationView::new).collect(),
@@ -281,6 +289,41 @@ async fn change_plan(
         &form.csrf_token,
         "plan",
         |tenant| async move { actions::change_plan(state_ref, who_ref, &tenant, plan).await },
+    )
+    .await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct PasswordForm {
+    csrf_token: String,
+    admin_password: String,
+    admin_password_repeat: String,
+}
+
+async fn reset_admin_password(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    Form(form): Form<PasswordForm>,
+) -> Result<Response, PageError> {
+    let (state_ref, who_ref, form_ref) = (&state, &who, &form);
+    on_instance(
+        &state,
+        &who,
+        &id,
+        &form.csrf_token,
+        "password",
+        |tenant| async move {
+            if form_ref.admin_password != form_ref.admin_password_repeat {
+                return Err(AppError::invalid(
+                    "admin_password_repeat",
+                    "the two passwords differ; type the same one twice",
+                ));
+            }
+            actions::reset_admin_password(state_ref, who_ref, &tenant, &form_ref.admin_password)
+                .await
+        },
     )
     .await
 }

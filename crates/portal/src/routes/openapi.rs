@@ -78,6 +78,11 @@ pub fn document() -> Value {
                 "post": op("Change plan (refused with the reason when usage exceeds it)", &["id"],
                     Some(json_body(json!({ "plan": s }), &["plan"])), ("202", "change_plan operation")),
             },
+            "/api/v1/instances/{id}/admin-password": {
+                "post": op("Set a new password for the instance's Odoo admin user (its login is `odoo_login` of the instance); the worker writes it within seconds. Repeated while the first request waits, the newest password wins", &["id"],
+                    Some(json_body(json!({ "admin_password": { "type": "string", "minLength": 12, "maxLength": 1024, "writeOnly": true } }), &["admin_password"])),
+                    ("202", "reset_admin_password operation")),
+            },
             "/api/v1/instances/{id}/operations": { "get": op("The instance's operations", &["id"], None, ("200", "operations")) },
             "/api/v1/instances/{id}/backups": {
                 "get": op("The instance's backups", &["id"], None, ("200", "backups")),

@@ -32,6 +32,17 @@ impl Platform {
     /// Starts the worker with `extra` environment variables on top of the
     /// defaults (later entries win).
     pub async fn start_with(world: &OdooWorld, extra: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::start_after(world, extra, async |_| Ok(())).await
+    }
+
+    /// [`Platform::start_with`], running `prepare` on the migrated platform
+    /// database (with the world's server registered) before the worker
+    /// starts.
+    pub async fn start_after(
+        world: &OdooWorld,
+        extra: &[(&str, &str)],
+        prepare: impl AsyncFnOnce(&PgPool) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Self> {
         let db = TestDb::new("platform").await?;
         let pool = db.pool().await?;
         saas_core::db::MIGRATOR.run(&pool).await?;
@@ -46,6 +57,7 @@ impl Platform {
         .bind(world.filestore_root.to_string_lossy().as_ref())
         .execute(&pool)
         .await?;
+        prepare(&pool).await?;
         let map = world.path().join("routing/tenants.map");
         let backups = world.path().join("backups");
         let prefix = RedisPrefix::new();
@@ -54,10 +66,7 @@ impl Platform {
             ("DATABASE_URL", db.url.clone()),
             ("REDIS_URL", saas_testkit::redis_url()),
             ("REDIS_KEY_PREFIX", prefix.0.clone()),
-            (
-                "SECRET_KEY",
-                "test-secret-key-0123456789abcdef-0123".to_owned(),
-            ),
+            ("SECRET_KEY", SECRET_KEY.to_owned()),
             ("BIND_ADDR", "127.0.0.1".to_owned()),
             ("WORKER_PORT", port.to_string()),
             ("BASE_DOMAIN", "saas.test".to_owned()),
@@ -182,8 +191,33 @@ pub struct Requested {
     pub plan: Uuid,
     /// The customer's email: the Odoo admin's login.
     pub login: String,
-    /// The Odoo admin password hash the provision writes.
-    pub password_hash: String,
+    /// The Odoo admin password the customer chose (sealed with the
+    /// provision; the worker writes its hash).
+    pub password: String,
+    /// The provision operation.
+    pub provision: Uuid,
+}
+
+/// The admin password [`Platform::request_tenant`] chooses.
+pub const ODOO_PASSWORD: &str = "s3cret-odoo-pass";
+
+/// The `SECRET_KEY` the worker runs with.
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123";
+
+/// The sealing key derived from [`SECRET_KEY`], as admin and portal derive it.
+pub fn sealing_key() -> saas_core::sealing::SealingKey {
+    saas_core::sealing::SealingKey::derive(&secrecy::SecretString::from(SECRET_KEY.to_owned()))
+}
+
+/// The admin user's login and password hash in tenant database `db`.
+pub async fn admin_user(db: &str) -> anyhow::Result<(String, String)> {
+    use sqlx::Connection as _;
+    let mut odoo = sqlx::PgConnection::connect(&saas_testkit::database_url(db)?).await?;
+    Ok(
+        sqlx::query_as("SELECT login, password FROM res_users WHERE id = 2")
+            .fetch_one(&mut odoo)
+            .await?,
+    )
 }
 
 impl Platform {
@@ -235,16 +269,15 @@ impl Platform {
         .bind(&login)
         .execute(&self.pool)
         .await?;
-        let password_hash =
-            saas_core::auth::odoo_password::hash_password_with("s3cret-odoo-pass", 1000, &[7; 16]);
-        let (tenant, _) = saas_core::tenants::create(
+        let (tenant, provision) = saas_core::tenants::create(
             &self.pool,
             Some(&self.queue),
+            &sealing_key(),
             &saas_core::tenants::NewTenant {
                 customer_id: customer,
                 plan_id: plan,
                 subdomain: spec.subdomain.to_owned(),
-                admin_password_hash: password_hash.clone(),
+                admin_password: secrecy::SecretString::from(ODOO_PASSWORD),
             },
             &Actor::system("test"),
         )
@@ -253,7 +286,8 @@ impl Platform {
             tenant: tenant.id,
             plan,
             login,
-            password_hash,
+            password: ODOO_PASSWORD.to_owned(),
+            provision: provision.id,
         })
     }
 

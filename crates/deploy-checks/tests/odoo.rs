@@ -141,10 +141,9 @@ fn odoo_conf_agrees_with_compose_nginx_and_the_env_file() {
         );
     }
     assert!(
-        read_repo_file("odoo/build-templates.sh")
-            .contains(&format!(
-                "filestore_root=\"${{ODOO_DATA_DIR:-{data_dir}}}/filestore\""
-            )),
+        read_repo_file("odoo/build-templates.sh").contains(&format!(
+            "filestore_root=\"${{ODOO_DATA_DIR:-{data_dir}}}/filestore\""
+        )),
         "build-templates.sh moves filestores below data_dir"
     );
 }

@@ -57,9 +57,23 @@ pub fn backup_key(db: &str) -> String {
     )
 }
 
-/// Backs up database `db` and its filestore to `store` under `key`.
+/// Backs up database `db` and its filestore to `store` under `key`. When the
+/// cluster has no connection slot for pg_dump (or any session of the backup),
+/// the backup starts again after a pause: a failed attempt leaves no object.
 #[tracing::instrument(skip_all)]
 pub async fn backup_tenant(
+    server: &OdooServer,
+    db: &str,
+    store: &BackupStore,
+    key: &str,
+) -> Result<BackupInfo> {
+    crate::too_many_clients::retry_too_many_clients("backup", server.slot_wait, || {
+        backup_once(server, db, store, key)
+    })
+    .await
+}
+
+async fn backup_once(
     server: &OdooServer,
     db: &str,
     store: &BackupStore,

@@ -92,7 +92,9 @@ async fn backup_once(
     let manifest_json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| OdooError::invalid("manifest", e.to_string()))?;
 
-    let env = server.libpq_env(db)?;
+    let mut env = server.libpq_env(db)?;
+    // Counted as the platform's in the worker's connection metrics.
+    env.push(("PGAPPNAME", "saas-odoo-backup".to_owned()));
     let filestore = server.filestore_dir(db)?;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || -> Result<()> {

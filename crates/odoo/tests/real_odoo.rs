@@ -100,9 +100,34 @@ impl RealOdoo {
         TenantBrowser::new(&self.odoo, &self.host(db))
     }
 
-    /// Provisions a new tenant (waiting for Odoo to serve it); returns its
+    /// Provisions a new tenant (waiting for Odoo to serve it) with the
+    /// platform hashing [`PASSWORD`] as it does for a customer; returns its
     /// database and tenant id.
     async fn provision(&self) -> anyhow::Result<(String, uuid::Uuid)> {
+        self.provision_with(AdminPassword::Plain(SecretString::from(PASSWORD)))
+            .await
+    }
+
+    /// Like [`RealOdoo::provision`] with one 600,000-round hash of
+    /// [`PASSWORD`] made once for all (a debug build hashes slowly).
+    async fn provision_hashed(&self) -> anyhow::Result<(String, uuid::Uuid)> {
+        static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        let hash = HASH
+            .get_or_try_init(|| async {
+                tokio::task::spawn_blocking(|| {
+                    saas_odoo::hash_password_blocking(&SecretString::from(PASSWORD))
+                })
+                .await
+            })
+            .await?;
+        self.provision_with(AdminPassword::Hashed(hash.clone()))
+            .await
+    }
+
+    async fn provision_with(
+        &self,
+        admin_password: AdminPassword,
+    ) -> anyhow::Result<(String, uuid::Uuid)> {
         let db = format!("t_odoo_{}", saas_testkit::unique_suffix());
         let tenant = uuid::Uuid::new_v4();
         let spec = ProvisionSpec {
@@ -112,7 +137,7 @@ impl RealOdoo {
             base_url: self.base_url(&db)?,
             company_name: "Real Odoo Test Co".into(),
             admin_login: Self::login(&db),
-            admin_password: AdminPassword::Plain(SecretString::from(PASSWORD)),
+            admin_password,
         };
         let options = ProvisionOptions {
             probe: Some(ProbeOptions {
@@ -371,7 +396,7 @@ async fn fifty_tenants_log_in_and_back_up_without_connection_errors() -> anyhow:
     let outcome = async {
         let started = Instant::now();
         for _ in 0..count {
-            tenants.push(real.provision().await?.0);
+            tenants.push(real.provision_hashed().await?.0);
         }
         eprintln!("{count} tenants provisioned in {:?}", started.elapsed());
         for db in &tenants {
@@ -428,7 +453,10 @@ async fn rpc_cannot_reach_templates_or_suspended_tenants() -> anyhow::Result<()>
     let Some(real) = RealOdoo::from_env()? else {
         return Ok(());
     };
-    let (a, b) = (real.provision().await?.0, real.provision().await?.0);
+    let (a, b) = (
+        real.provision_hashed().await?.0,
+        real.provision_hashed().await?.0,
+    );
     let server = &real.server;
     let outcome = async {
         for (login, password) in [("admin", "admin"), ("__system__", "admin")] {

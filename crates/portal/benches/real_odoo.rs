@@ -95,7 +95,13 @@ impl Real {
         let mut admin = self.admin().await?;
         let started = Instant::now();
         admin
-            .execute(format!(r#"CREATE DATABASE "{name}" TEMPLATE "tpl_{}""#, self.template).as_str())
+            .execute(
+                format!(
+                    r#"CREATE DATABASE "{name}" TEMPLATE "tpl_{}""#,
+                    self.template
+                )
+                .as_str(),
+            )
             .await?;
         let elapsed = started.elapsed();
         admin
@@ -135,11 +141,12 @@ impl Real {
     /// Drops every database whose name contains `suffix`, with its filestore.
     async fn drop_all(&self, suffix: &str) -> anyhow::Result<usize> {
         let mut admin = self.admin().await?;
-        let names: Vec<String> =
-            sqlx::query_scalar("SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0")
-                .bind(suffix)
-                .fetch_all(&mut admin)
-                .await?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT datname::text FROM pg_database WHERE strpos(datname, $1) > 0",
+        )
+        .bind(suffix)
+        .fetch_all(&mut admin)
+        .await?;
         for name in &names {
             admin
                 .execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
@@ -152,20 +159,32 @@ impl Real {
 
 /// The real worker binary against the portal's database and Redis prefix,
 /// tenants under `localhost` (Odoo's dbfilter reads the first label).
-async fn start_worker(app: &common::TestApp, dir: &Path) -> anyhow::Result<saas_testkit::ServiceProcess> {
+async fn start_worker(
+    app: &common::TestApp,
+    dir: &Path,
+) -> anyhow::Result<saas_testkit::ServiceProcess> {
     let worker = saas_testkit::odoo::worker_binary(Path::new(env!("CARGO_BIN_EXE_portal")))?;
     let port = saas_testkit::free_port()?;
     let env: HashMap<String, String> = [
         ("DATABASE_URL", app.db.url.clone()),
         ("REDIS_URL", saas_testkit::redis_url()),
         ("REDIS_KEY_PREFIX", app.redis_prefix.clone()),
-        ("SECRET_KEY", "bench-secret-key-0123456789abcdef-0123".to_owned()),
+        (
+            "SECRET_KEY",
+            "bench-secret-key-0123456789abcdef-0123".to_owned(),
+        ),
         ("BIND_ADDR", "127.0.0.1".to_owned()),
         ("WORKER_PORT", port.to_string()),
         ("BASE_DOMAIN", "localhost".to_owned()),
         ("PUBLIC_SCHEME", "http".to_owned()),
-        ("ROUTING_MAP_PATH", dir.join("tenants.map").to_string_lossy().into_owned()),
-        ("BACKUP_STORE_URL", format!("file://{}", app.backups_dir.path().display())),
+        (
+            "ROUTING_MAP_PATH",
+            dir.join("tenants.map").to_string_lossy().into_owned(),
+        ),
+        (
+            "BACKUP_STORE_URL",
+            format!("file://{}", app.backups_dir.path().display()),
+        ),
         ("ODOO_PROBE_TIMEOUT_SECS", "60".to_owned()),
         ("LOG_LEVEL", "warn".to_owned()),
     ]
@@ -244,8 +263,14 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
     let email = format!("bench-{suffix}@example.com");
     let customer = app.customer(&email).await?;
 
-    let (mut raw, mut duplicate, mut request, mut to_active, mut visit, mut to_web_client) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut raw, mut duplicate, mut request, mut to_active, mut visit, mut to_web_client) = (
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+        Vec::new(),
+    );
     let mut bundles = (0, 0);
     for i in 0..RUNS {
         raw.push(real.raw_clone(&format!("raw{i}_{suffix}")).await?);
@@ -282,7 +307,8 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
                 created?;
             }
             for subdomain in &batch {
-                let mut browser = TenantBrowser::new(&real.odoo, &format!("{subdomain}.localhost"))?;
+                let mut browser =
+                    TenantBrowser::new(&real.odoo, &format!("{subdomain}.localhost"))?;
                 browser
                     .first_visit(subdomain, &email, common::PASSWORD)
                     .await?
@@ -345,7 +371,9 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
 
 async fn bench() -> anyhow::Result<()> {
     let Some(real) = Real::from_env()? else {
-        println!("ODOO_TEST_URL is not set: the real-Odoo benchmark needs a real Odoo (see crates/odoo/tests/real_odoo.rs)");
+        println!(
+            "ODOO_TEST_URL is not set: the real-Odoo benchmark needs a real Odoo (see crates/odoo/tests/real_odoo.rs)"
+        );
         return Ok(());
     };
     let suffix = saas_testkit::unique_suffix();

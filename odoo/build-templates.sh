@@ -7,6 +7,20 @@
 #
 # ODOO_TEMPLATES: space-separated "name:module,module,..." entries.
 # HOST, PORT, USER, PASSWORD: the Odoo role's database connection.
+# Where the image keeps things (defaults are the official image's, outside it
+# set them): ODOO_CONFIG (/etc/odoo-saas/odoo.conf), ODOO_DATA_DIR
+# (/var/lib/odoo), ODOO_WARM_PORT (8069, a loopback port free for the
+# temporary server below).
+#
+# Assets come with the template. After installing the modules, a temporary Odoo
+# serves only the building database on 127.0.0.1:ODOO_WARM_PORT, and
+# warm-assets.py (beside this file) signs in with a throw-away password and
+# fetches the login page, the web client and every /web/assets bundle they
+# reference: Odoo compiles each bundle once and stores it as an attachment in
+# the database and its filestore. Every tenant cloned from the template gets
+# both, so its customer's first page costs a warm reload, not seconds of SCSS
+# and JS compilation. Bundle versions are checksums of the addons' files, so
+# they stay valid for as long as the Odoo image is the same.
 #
 # A template is built as tpl_<name>__building. Odoo's /xmlrpc and /jsonrpc take
 # the database name from the request body, so a template that accepts
@@ -16,8 +30,8 @@
 #   - every user with a password gets the hash of a random secret generated
 #     here and never kept (provisioning sets the tenant's own admin password),
 #     and API keys are deleted: the template keeps no known credential;
-#   - the Odoo major version and the installed modules with their versions go
-#     into COMMENT ON DATABASE as JSON, which the platform reads from
+#   - the Odoo major version, the installed modules with their versions and
+#     the number of asset bundles stored go into COMMENT ON DATABASE as JSON, which the platform reads from
 #     pg_shdescription without connecting;
 #   - connections are refused and closed (an Odoo cron worker may have
 #     connected), then, in one transaction, it is renamed to tpl_<name> and
@@ -30,8 +44,12 @@ set -euo pipefail
 
 : "${ODOO_TEMPLATES:?ODOO_TEMPLATES must list name:modules entries}"
 export PGHOST="${HOST:?}" PGPORT="${PORT:-5432}" PGUSER="${USER:?}" PGPASSWORD="${PASSWORD:?}"
-filestore_root=/var/lib/odoo/filestore
-seal_sql="$(dirname "${BASH_SOURCE[0]}")/seal-template.sql"
+odoo_config="${ODOO_CONFIG:-/etc/odoo-saas/odoo.conf}"
+filestore_root="${ODOO_DATA_DIR:-/var/lib/odoo}/filestore"
+warm_port="${ODOO_WARM_PORT:-8069}"
+here="$(dirname "${BASH_SOURCE[0]}")"
+seal_sql="$here/seal-template.sql"
+warm_py="$here/warm-assets.py"
 
 sql() {
     psql --no-psqlrc --quiet --tuples-only --no-align -v ON_ERROR_STOP=1 -d postgres "$@"
@@ -41,18 +59,48 @@ database_exists() {
     [[ "$(sql -v name="$1" <<<"SELECT count(*) FROM pg_database WHERE datname = :'name';")" == 1 ]]
 }
 
-# Sealed: a template that refuses connections and carries the JSON comment.
+# Sealed: a template that refuses connections and carries the JSON comment
+# with its asset bundles (a template sealed before assets came with it is
+# unsealed, warmed and sealed again).
 is_sealed() {
     [[ "$(sql -v name="$1" <<<"SELECT count(*) FROM pg_database WHERE datname = :'name'
         AND datistemplate AND NOT datallowconn
-        AND shobj_description(oid, 'pg_database') LIKE '{%';")" == 1 ]]
+        AND shobj_description(oid, 'pg_database') LIKE '{%'
+        AND COALESCE((shobj_description(oid, 'pg_database')::jsonb ->> 'asset_bundles')::int, 0) > 0;")" == 1 ]]
 }
 
-# A passlib pbkdf2_sha512 hash (Odoo's format) of a random secret nobody keeps.
-random_password_hash() {
-    python3 -c 'import secrets
+# A passlib pbkdf2_sha512 hash (Odoo's format) of the secret on stdin, or of a
+# random one nobody keeps.
+password_hash() {
+    python3 -c 'import secrets, sys
 from passlib.hash import pbkdf2_sha512
-print(pbkdf2_sha512.using(rounds=600000).hash(secrets.token_urlsafe(32)))'
+secret = sys.stdin.read() if sys.argv[1:] == ["stdin"] else secrets.token_urlsafe(32)
+print(pbkdf2_sha512.using(rounds=600000).hash(secret))' "$@"
+}
+random_password_hash() { password_hash </dev/null; }
+
+# Serves only database $1 on loopback and fetches every asset bundle of the
+# login page and the web client, signed in as its admin (user 2) with a
+# throw-away password that the seal replaces right after.
+warm_assets() {
+    local building="$1" secret hash login pid status=0
+    secret="$(python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+    hash="$(printf '%s' "$secret" | password_hash stdin)"
+    [[ "$hash" == "\$pbkdf2-sha512\$"* ]] || { echo "build-templates: could not hash a password" >&2; exit 1; }
+    login="$(psql --no-psqlrc --quiet --tuples-only --no-align -v ON_ERROR_STOP=1 -d "$building" \
+        -v hash="$hash" <<<"UPDATE res_users SET password = :'hash' WHERE id = 2 RETURNING login;")"
+    [[ -n "$login" ]] || { echo "build-templates: $building has no admin user (id 2)" >&2; exit 1; }
+
+    odoo --config "$odoo_config" \
+        --db_host "$PGHOST" --db_port "$PGPORT" --db_user "$PGUSER" --db_password "$PGPASSWORD" \
+        --database "$building" --db-filter "^${building}\$" \
+        --http-interface 127.0.0.1 --http-port "$warm_port" \
+        --workers 0 --max-cron-threads 0 &
+    pid=$!
+    python3 "$warm_py" "http://127.0.0.1:${warm_port}" "$building" "$login" "$secret" || status=$?
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    [[ "$status" == 0 ]] || { echo "build-templates: warming the assets of $building failed" >&2; exit 1; }
 }
 
 seal() {
@@ -89,8 +137,9 @@ for spec in $ODOO_TEMPLATES; do
 ALTER DATABASE :"name" WITH ALLOW_CONNECTIONS false;
 SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datname = :'name' \gset
 ALTER DATABASE :"name" RENAME TO :"building";
-ALTER DATABASE :"building" WITH ALLOW_CONNECTIONS true;
+ALTER DATABASE :"building" WITH IS_TEMPLATE false ALLOW_CONNECTIONS true;
 SQL
+        warm_assets "$building"
         seal "$building" "$template"
         echo "build-templates: $template sealed"
         continue
@@ -99,10 +148,11 @@ SQL
     echo "build-templates: building $template with modules $modules"
     rm -rf "${filestore_root:?}/${building}" "${filestore_root:?}/${template}"
 
-    odoo --config /etc/odoo-saas/odoo.conf \
+    odoo --config "$odoo_config" \
         --db_host "$PGHOST" --db_port "$PGPORT" --db_user "$PGUSER" --db_password "$PGPASSWORD" \
         --database "$building" --init "$modules" \
         --without-demo=all --stop-after-init --no-http --workers 0 --max-cron-threads 0
+    warm_assets "$building"
 
     # The filestore first: a sealed template always has its files in place.
     if [[ -d "${filestore_root}/${building}" ]]; then

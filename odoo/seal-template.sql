@@ -4,8 +4,9 @@
 --      hash of a random secret nobody keeps; provisioning sets the tenant's own
 --      admin password), API keys are deleted;
 --   2. what the platform needs to know (Odoo major version, installed modules
---      with their versions) goes into COMMENT ON DATABASE as compact JSON, read
---      from pg_shdescription without connecting;
+--      with their versions, how many compiled asset bundles it stores for its
+--      clones) goes into COMMENT ON DATABASE as compact JSON, read from
+--      pg_shdescription without connecting;
 --   3. connections are closed and refused, the database is renamed from
 --      :"building" to :"template" and marked IS_TEMPLATE with ALLOW_CONNECTIONS
 --      false: Odoo never lists or serves it, XML-RPC cannot log into it, and
@@ -32,6 +33,16 @@ BEGIN
         DELETE FROM res_users_apikeys;
     END IF;
 END $$;
+-- Compiled asset bundles (build-templates.sh has Odoo make them): every clone
+-- inherits them with the filestore. A database without Odoo's attachment table
+-- (the test kit's fixture) has none.
+SELECT to_regclass('public.ir_attachment') IS NOT NULL AS has_attachments \gset
+\if :has_attachments
+SELECT count(*) AS asset_bundles FROM ir_attachment
+ WHERE url LIKE '/web/assets/%' AND res_model = 'ir.ui.view' AND public \gset
+\else
+\set asset_bundles 0
+\endif
 -- Odoo writes a module's version as <major>.<minor>.<module version>, e.g.
 -- 18.0.1.3 for base: the first two parts are the Odoo series.
 SELECT jsonb_build_object(
@@ -39,7 +50,8 @@ SELECT jsonb_build_object(
                       FROM ir_module_module WHERE name = 'base'),
            'modules', COALESCE((SELECT jsonb_object_agg(name, COALESCE(latest_version, ''))
                                   FROM ir_module_module WHERE state = 'installed'),
-                               '{}'::jsonb)
+                               '{}'::jsonb),
+           'asset_bundles', :asset_bundles::int
        )::text AS template_meta \gset
 COMMIT;
 

@@ -33,6 +33,8 @@ pub const WORKER: &[&str] = &[
     "queue_consumer_up",
     "tenants_backup_overdue",
     "last_successful_backup_timestamp_seconds",
+    "odoo_server_db_connections",
+    "odoo_server_db_max_connections",
 ];
 pub const WORKER_HISTOGRAMS: &[&str] = &["operation_duration_seconds"];
 

@@ -455,6 +455,7 @@ fn the_generated_config_maps_hold_the_repository_files_unchanged() {
         "odoo-entrypoint.sh",
         "build-templates.sh",
         "seal-template.sql",
+        "warm-assets.py",
     ] {
         assert_eq!(
             odoo[file],
@@ -653,7 +654,12 @@ fn odoo_serves_web_and_websocket_ports_with_the_repository_configuration() {
         (
             job_pod,
             job,
-            &["odoo.conf", "build-templates.sh", "seal-template.sql"][..],
+            &[
+                "odoo.conf",
+                "build-templates.sh",
+                "seal-template.sql",
+                "warm-assets.py",
+            ][..],
         ),
     ] {
         for file in files {

@@ -47,26 +47,37 @@ fn odoo_conf_uses_only_odoo_18_options_with_values_odoo_parses() {
 #[test]
 fn the_scripts_use_only_odoo_18_flags_and_options() {
     let script = read_repo_file("odoo/build-templates.sh");
-    let command: String = script
-        .lines()
-        .skip_while(|l| !l.trim_start().starts_with("odoo --config"))
-        .take_while(|l| !l.trim().is_empty())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let flags: Vec<&str> = command
-        .split_whitespace()
-        .filter(|word| word.starts_with("--"))
-        .map(|word| word.split('=').next().unwrap())
+    // Every odoo command: the module install and the temporary asset server.
+    let lines: Vec<&str> = script.lines().collect();
+    let commands: Vec<String> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.trim_start().starts_with("odoo --config"))
+        .map(|(start, _)| {
+            // The command runs on while a line ends with a backslash.
+            let end = (start..lines.len())
+                .find(|&i| !lines[i].trim_end().ends_with('\\'))
+                .unwrap_or(lines.len() - 1);
+            lines[start..=end].join("\n")
+        })
         .collect();
-    assert!(
-        flags.len() >= 10,
-        "the odoo command in build-templates.sh: {command}"
-    );
-    for flag in flags {
+    assert_eq!(commands.len(), 2, "odoo commands in build-templates.sh");
+    for command in &commands {
+        let flags: Vec<&str> = command
+            .split_whitespace()
+            .filter(|word| word.starts_with("--"))
+            .map(|word| word.split('=').next().unwrap())
+            .collect();
         assert!(
-            odoo::COMMAND_LINE_FLAGS.contains(&flag),
-            "build-templates.sh: Odoo 18 has no flag {flag}"
+            flags.len() >= 10,
+            "the odoo command in build-templates.sh: {command}"
         );
+        for flag in flags {
+            assert!(
+                odoo::COMMAND_LINE_FLAGS.contains(&flag),
+                "build-templates.sh: Odoo 18 has no flag {flag}"
+            );
+        }
     }
     // odoo-entrypoint.sh appends the master password to the rendered file.
     let entrypoint = read_repo_file("odoo/odoo-entrypoint.sh");
@@ -130,8 +141,9 @@ fn odoo_conf_agrees_with_compose_nginx_and_the_env_file() {
         );
     }
     assert!(
-        read_repo_file("odoo/build-templates.sh")
-            .contains(&format!("filestore_root={data_dir}/filestore")),
+        read_repo_file("odoo/build-templates.sh").contains(&format!(
+            "filestore_root=\"${{ODOO_DATA_DIR:-{data_dir}}}/filestore\""
+        )),
         "build-templates.sh moves filestores below data_dir"
     );
 }

@@ -42,6 +42,17 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
             .to_string_lossy()
             .into_owned(),
     );
+    // A default Odoo server on the test cluster: the worker reads its
+    // connections, so the connection gauges are served too.
+    env.insert("ODOO_UPSTREAM".to_owned(), "127.0.0.1:9".to_owned());
+    env.insert(
+        "ODOO_FILESTORE_ROOT".to_owned(),
+        files
+            .path()
+            .join("filestore")
+            .to_string_lossy()
+            .into_owned(),
+    );
     env.insert(
         "BACKUP_STORE_URL".to_owned(),
         format!("file://{}", files.path().join("backups").display()),

@@ -57,9 +57,23 @@ pub fn backup_key(db: &str) -> String {
     )
 }
 
-/// Backs up database `db` and its filestore to `store` under `key`.
+/// Backs up database `db` and its filestore to `store` under `key`. When the
+/// cluster has no connection slot for pg_dump (or any session of the backup),
+/// the backup starts again after a pause: a failed attempt leaves no object.
 #[tracing::instrument(skip_all)]
 pub async fn backup_tenant(
+    server: &OdooServer,
+    db: &str,
+    store: &BackupStore,
+    key: &str,
+) -> Result<BackupInfo> {
+    crate::too_many_clients::retry_too_many_clients("backup", server.slot_wait, || {
+        backup_once(server, db, store, key)
+    })
+    .await
+}
+
+async fn backup_once(
     server: &OdooServer,
     db: &str,
     store: &BackupStore,
@@ -78,7 +92,9 @@ pub async fn backup_tenant(
     let manifest_json = serde_json::to_vec_pretty(&manifest)
         .map_err(|e| OdooError::invalid("manifest", e.to_string()))?;
 
-    let env = server.libpq_env(db)?;
+    let mut env = server.libpq_env(db)?;
+    // Counted as the platform's in the worker's connection metrics.
+    env.push(("PGAPPNAME", "saas-odoo-backup".to_owned()));
     let filestore = server.filestore_dir(db)?;
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let writer = tokio::task::spawn_blocking(move || -> Result<()> {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use chrono::{TimeDelta, Utc};
 use rand::Rng as _;
 use secrecy::{ExposeSecret as _, SecretString};
-use sqlx::{ConnectOptions as _, Connection as _, Executor as _, PgConnection};
+use sqlx::{Connection as _, Executor as _, PgConnection};
 
 use crate::error::{OdooError, Result};
 use crate::ident::{check_db_name, quoted};
@@ -119,20 +119,8 @@ impl Guest {
                 ("statement_timeout", STATEMENT_TIMEOUT),
             ]);
         // One session at a time (CONNECTION LIMIT 1): a session that just ended
-        // may hold its slot a moment longer.
-        let mut attempts = 0;
-        loop {
-            match options.connect().await {
-                Ok(conn) => return Ok(conn),
-                Err(sqlx::Error::Database(e))
-                    if e.code().as_deref() == Some("53300") && attempts < 50 =>
-                {
-                    attempts += 1;
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // may hold its slot a moment longer; and the cluster may be full.
+        crate::too_many_clients::connect("connecting as a guest", server.slot_wait, &options).await
     }
 
     /// The whole environment of a psql that runs as the guest on `db`: where

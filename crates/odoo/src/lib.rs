@@ -36,6 +36,7 @@ pub mod store_sweep;
 mod swap;
 mod template_meta;
 pub mod templates;
+pub mod too_many_clients;
 
 pub use access::{odoo_may_connect, resume_tenant, suspend_tenant};
 pub use admin_password::{ADMIN_USER_ID, set_admin_password};
@@ -64,3 +65,4 @@ pub use store::BackupStore;
 pub use templates::{
     PlacementError, ServerLoad, TemplateInfo, choose_server, is_template_name, list_templates,
 };
+pub use too_many_clients::{SlotWait, is_too_many_clients};

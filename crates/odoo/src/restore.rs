@@ -70,9 +70,24 @@ pub async fn restore_tenant(
     restore_tenant_from_file(server, db, download.path(), options).await
 }
 
-/// Restores the zip at `archive` as tenant database `db`.
+/// Restores the zip at `archive` as tenant database `db`. When the cluster
+/// has no connection slot for psql (or any session of the restore), the
+/// restore starts again after a pause: a failed attempt has cleaned up after
+/// itself and the tenant's database is untouched until the swap.
 #[tracing::instrument(skip_all)]
 pub async fn restore_tenant_from_file(
+    server: &OdooServer,
+    db: &str,
+    archive: &Path,
+    options: &RestoreOptions,
+) -> Result<RestoreReport> {
+    crate::too_many_clients::retry_too_many_clients("restore", server.slot_wait, || {
+        restore_once(server, db, archive, options)
+    })
+    .await
+}
+
+async fn restore_once(
     server: &OdooServer,
     db: &str,
     archive: &Path,

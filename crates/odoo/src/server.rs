@@ -11,6 +11,7 @@ use url::Url;
 
 use crate::error::{OdooError, Result};
 use crate::ident::{check_db_name, check_role};
+use crate::too_many_clients::{self, SlotWait};
 
 /// Connection facts of one Odoo server (a row of the platform's `servers` table).
 #[derive(Clone, Debug)]
@@ -28,6 +29,9 @@ pub struct OdooServer {
     pub filestore_root: PathBuf,
     /// Odoo's internal URL, e.g. `http://odoo:8069`, used for the health probe.
     pub odoo_url: Url,
+    /// How the platform's sessions wait for a connection slot when the
+    /// cluster has none free (see `too_many_clients`).
+    pub slot_wait: SlotWait,
 }
 
 impl OdooServer {
@@ -43,6 +47,7 @@ impl OdooServer {
             odoo_db_role: odoo_db_role.into(),
             filestore_root: filestore_root.into(),
             odoo_url,
+            slot_wait: SlotWait::default(),
         };
         check_role(&server.odoo_db_role)?;
         server.parsed_url()?;
@@ -71,13 +76,19 @@ impl OdooServer {
 
     /// A connection to the maintenance database named in `pg_url`.
     pub async fn connect_admin(&self) -> Result<PgConnection> {
-        Ok(self.options()?.connect().await?)
+        too_many_clients::connect(
+            "connecting to the cluster",
+            self.slot_wait,
+            &self.options()?,
+        )
+        .await
     }
 
     /// A connection (as the platform's user) to database `db`.
     pub async fn connect_db(&self, db: &str) -> Result<PgConnection> {
         check_db_name(db)?;
-        Ok(self.options()?.database(db).connect().await?)
+        let options = self.options()?.database(db);
+        too_many_clients::connect("connecting to a database", self.slot_wait, &options).await
     }
 
     /// A connection as the platform's user to database `db`, which a customer
@@ -87,12 +98,11 @@ impl OdooServer {
     /// can resolve to a customer's object.
     pub(crate) async fn connect_db_for_ddl(&self, db: &str) -> Result<PgConnection> {
         check_db_name(db)?;
-        Ok(self
+        let options = self
             .options()?
             .database(db)
-            .options([("search_path", "pg_catalog")])
-            .connect()
-            .await?)
+            .options([("search_path", "pg_catalog")]);
+        too_many_clients::connect("connecting to a database", self.slot_wait, &options).await
     }
 
     /// Connection options for role `user` with `password` on database `db`:

@@ -352,6 +352,37 @@ async fn busy_template_fails_clearly_and_idle_sessions_are_closed() -> anyhow::R
     Ok(())
 }
 
+/// After the first 200 the probe asks once more per Odoo worker, so every
+/// worker has loaded the tenant's registry before the customer arrives; a
+/// tenant that never answers gets no warming requests.
+#[tokio::test]
+async fn the_probe_warms_every_odoo_worker() -> anyhow::Result<()> {
+    let world = World::new().await?;
+    let db = world.db("warm");
+    let spec = world.spec(&db, "warm@customer.test", fast_hash("pw"))?;
+    let report = provision(&world.server, &spec, &quick_probe()).await?;
+    assert!(report.probe_time.is_some());
+    let host = format!("{db}.saas.test");
+    let asked = world.odoo.hosts().iter().filter(|h| **h == host).count();
+    // Probes before the tenant answered (none here: it is configured
+    // before the probe starts), then one per worker.
+    assert_eq!(asked, 1 + saas_odoo::probe::ODOO_HTTP_WORKERS, "{host}");
+
+    let cold = world.db("cold");
+    let spec = world.spec(&cold, "cold@customer.test", fast_hash("pw"))?;
+    let options = ProvisionOptions {
+        probe: Some(ProbeOptions {
+            warm_requests: 0,
+            ..quick_probe().probe.unwrap_or_default()
+        }),
+        ..quick_probe()
+    };
+    provision(&world.server, &spec, &options).await?;
+    let host = format!("{cold}.saas.test");
+    assert_eq!(world.odoo.hosts().iter().filter(|h| **h == host).count(), 1);
+    Ok(())
+}
+
 #[tokio::test]
 async fn probe_timeout_and_bad_inputs_are_reported() -> anyhow::Result<()> {
     let world = World::new().await?;

@@ -114,11 +114,18 @@ pub struct PrivatePostgres {
     dir: TempDir,
     bin: PathBuf,
     run_as: Option<(u32, u32)>,
+    settings: Vec<(String, String)>,
 }
 
 impl PrivatePostgres {
     /// `initdb` and start a cluster on a free port.
     pub async fn start() -> anyhow::Result<Self> {
+        Self::start_with(&[]).await
+    }
+
+    /// Like [`PrivatePostgres::start`], with server settings (`-c name=value`)
+    /// after the defaults, e.g. `[("max_connections", "6")]`.
+    pub async fn start_with(settings: &[(&str, &str)]) -> anyhow::Result<Self> {
         let bin = server_bin_dir()?;
         let dir = tempfile::tempdir()?;
         let run_as = postgres_user_if_root()?;
@@ -130,6 +137,10 @@ impl PrivatePostgres {
             dir,
             bin,
             run_as,
+            settings: settings
+                .iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+                .collect(),
         };
         cluster.run(
             "initdb",
@@ -215,12 +226,15 @@ impl PrivatePostgres {
     }
 
     fn pg_ctl_start(&self) -> anyhow::Result<()> {
-        let options = format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off \
              -c max_connections=200",
             self.port,
             self.dir.path().display()
         );
+        for (name, value) in &self.settings {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
         let log = self.dir.path().join("postgres.log").display().to_string();
         self.run(
             "pg_ctl",

@@ -7,6 +7,7 @@
 //! it on port 0 with handlers of their own.
 
 pub mod background;
+pub mod connections;
 pub mod consumer;
 pub mod engine;
 mod failed_provisions;
@@ -218,6 +219,10 @@ async fn run_engine<H: Handlers>(
     essential.spawn(background::beat(Arc::clone(&engine), hostname));
     essential.spawn(background::reconcile(Arc::clone(&engine)));
     essential.spawn(background::maintain(Arc::clone(&engine)));
+    essential.spawn(connections::watch(
+        engine.pool.clone(),
+        engine.metrics.clone(),
+    ));
     let supervised = consumer::supervise(Arc::clone(&engine), parts.redis, parts.queue, stop);
     let outcome = tokio::select! {
         supervised = supervised => supervised.map_err(|gave_up| gave_up.to_string()),

@@ -1,6 +1,8 @@
 //! The worker's own metrics, labelled by operation kind and outcome only.
 
-use prometheus::{Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 #[derive(Clone)]
 pub struct WorkerMetrics {
@@ -12,6 +14,10 @@ pub struct WorkerMetrics {
     pub queue_consumer_up: IntGauge,
     pub backup_overdue: IntGauge,
     pub last_backup: Gauge,
+    /// Per Odoo server (its name) and holder (odoo, platform, other).
+    pub db_connections: IntGaugeVec,
+    /// Per Odoo server: its cluster's `max_connections`.
+    pub db_max_connections: IntGaugeVec,
 }
 
 impl WorkerMetrics {
@@ -54,7 +60,24 @@ impl WorkerMetrics {
             "last_successful_backup_timestamp_seconds",
             "Unix time of the newest successful backup of any tenant",
         )?;
+        let db_connections = IntGaugeVec::new(
+            Opts::new(
+                "odoo_server_db_connections",
+                "PostgreSQL client sessions on an Odoo server's cluster, by holder \
+                 (odoo: Odoo's role; platform: this platform; other)",
+            ),
+            &["server", "holder"],
+        )?;
+        let db_max_connections = IntGaugeVec::new(
+            Opts::new(
+                "odoo_server_db_max_connections",
+                "max_connections of an Odoo server's PostgreSQL cluster",
+            ),
+            &["server"],
+        )?;
         registry.register(Box::new(operations.clone()))?;
+        registry.register(Box::new(db_connections.clone()))?;
+        registry.register(Box::new(db_max_connections.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(queue_depth.clone()))?;
         registry.register(Box::new(requeued.clone()))?;
@@ -82,6 +105,8 @@ impl WorkerMetrics {
             queue_consumer_up,
             backup_overdue,
             last_backup,
+            db_connections,
+            db_max_connections,
         })
     }
 }

@@ -689,6 +689,8 @@ async fn health_check(inner: &Inner, placement: &TenantPlacement) -> Result<(), 
     let host = inner.public.authority(&placement.subdomain);
     let options = ProbeOptions {
         timeout: Duration::from_secs(15),
+        // A health check asks once; warming is for a new tenant's first visit.
+        warm_requests: 0,
         ..ProbeOptions::default()
     };
     saas_odoo::probe_odoo(&server.odoo_url, &host, &options)

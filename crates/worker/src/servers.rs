@@ -136,7 +136,7 @@ pub async fn ensure_default_server(
     Ok(())
 }
 
-async fn active_servers(pool: &PgPool) -> Result<Vec<ServerRow>, sqlx::Error> {
+pub(crate) async fn active_servers(pool: &PgPool) -> Result<Vec<ServerRow>, sqlx::Error> {
     sqlx::query_as(&format!(
         "SELECT {SERVER_COLUMNS} FROM servers s WHERE s.active ORDER BY s.name"
     ))

@@ -9,6 +9,7 @@ pub mod customer_tenants;
 pub mod customers;
 pub mod db;
 pub mod domain;
+pub mod edge;
 pub mod ops;
 pub mod outbox;
 pub mod readiness;

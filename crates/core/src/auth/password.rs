@@ -6,6 +6,8 @@ use argon2::password_hash::{
 use argon2::{Algorithm, Argon2, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
 
+use super::hashing::{self, HashError};
+
 /// The shortest password accepted for new accounts.
 pub const MIN_LENGTH: usize = 12;
 /// The longest password accepted (hashing cost is bounded).
@@ -78,22 +80,22 @@ fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
 }
 
-/// Hashes on a blocking thread; returns a PHC string.
-pub async fn hash(password: SecretString) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
+/// Hashes through the hashing gate ([`hashing::run`]); returns a PHC string.
+pub async fn hash(password: SecretString) -> Result<String, HashError> {
+    hashing::run(move || {
         let salt = SaltString::generate(&mut OsRng);
         hasher()
             .hash_password(password.expose_secret().as_bytes(), &salt)
             .map(|hash| hash.to_string())
-            .map_err(|err| err.to_string())
+            .map_err(|err| HashError::Failed(err.to_string()))
     })
-    .await
-    .map_err(|err| err.to_string())?
+    .await?
 }
 
-/// Verifies on a blocking thread; false for a wrong password or a malformed hash.
-pub async fn verify(password: SecretString, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || {
+/// Verifies through the hashing gate; `Ok(false)` for a wrong password or a
+/// malformed hash, `Err(Busy)` when no slot was free in time.
+pub async fn verify(password: SecretString, phc: String) -> Result<bool, HashError> {
+    hashing::run(move || {
         PasswordHash::new(&phc)
             .map(|parsed| {
                 hasher()
@@ -103,21 +105,17 @@ pub async fn verify(password: SecretString, phc: String) -> bool {
             .unwrap_or(false)
     })
     .await
-    .unwrap_or(false)
 }
 
 /// A hash of a random password, verified against when an account does not
 /// exist, so a login for an unknown address costs as long as a real one.
-pub async fn dummy_hash() -> String {
+/// Computed once; a failure (the gate was busy) is not remembered.
+pub async fn dummy_hash() -> Result<String, HashError> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
-        .get_or_init(|| async {
-            hash(SecretString::from(super::random_token(16)))
-                .await
-                .unwrap_or_default()
-        })
+        .get_or_try_init(|| hash(SecretString::from(super::random_token(16))))
         .await
-        .clone()
+        .cloned()
 }
 
 #[cfg(test)]
@@ -125,14 +123,15 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn hashes_verify_and_are_salted() -> Result<(), String> {
+    async fn hashes_verify_and_are_salted() -> Result<(), HashError> {
         let a = hash(SecretString::from("correct horse battery")).await?;
         let b = hash(SecretString::from("correct horse battery")).await?;
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_ne!(a, b);
-        assert!(verify(SecretString::from("correct horse battery"), a.clone()).await);
-        assert!(!verify(SecretString::from("wrong horse battery"), a).await);
-        assert!(!verify(SecretString::from("x"), "not a hash".to_owned()).await);
+        assert!(verify(SecretString::from("correct horse battery"), a.clone()).await?);
+        assert!(!verify(SecretString::from("wrong horse battery"), a).await?);
+        assert!(!verify(SecretString::from("x"), "not a hash".to_owned()).await?);
+        assert!(dummy_hash().await?.starts_with("$argon2id$"));
         Ok(())
     }
 

@@ -34,6 +34,7 @@ use state::{AppState, Inner};
 /// The admin application, ready to serve.
 pub struct App {
     router: Router,
+    limits: saas_core::edge::HttpLimits,
 }
 
 /// Connects to PostgreSQL, applies pending migrations, creates the bootstrap
@@ -54,6 +55,15 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         public_scheme: config.public_scheme.clone(),
         base_domain: config.base_domain.clone(),
         token_cache: Default::default(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        sign_in: saas_core::auth::signin::SignInThrottle::new(
+            format!("{}admin:signin:", config.redis_key_prefix),
+            auth::login::SIGN_IN_LIMITS,
+        ),
+        second_factor: saas_core::auth::signin::SignInThrottle::new(
+            format!("{}admin:second-factor:", config.redis_key_prefix),
+            auth::login::SIGN_IN_LIMITS,
+        ),
         settings,
     });
     let routes = Router::new()
@@ -63,7 +73,10 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         .fallback(not_found)
         .with_state(state);
     let router = base.router(routes);
-    Ok(App { router })
+    Ok(App {
+        router,
+        limits: config.http,
+    })
 }
 
 /// Unknown paths: JSON under `/api`, a page elsewhere.
@@ -87,6 +100,6 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        saas_core::service::serve(listener, self.router, shutdown).await
+        saas_core::service::serve(listener, self.router, self.limits, shutdown).await
     }
 }

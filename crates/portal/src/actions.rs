@@ -85,8 +85,7 @@ pub async fn create_instance(
     let hash = saas_core::auth::odoo_password::hash_password(&SecretString::from(
         input.admin_password.to_owned(),
     ))
-    .await
-    .map_err(|e| AppError::Internal(e.into()))?;
+    .await?;
     let queue = state.queue().await;
     let new = NewTenant {
         customer_id: who.customer.id,

@@ -41,6 +41,7 @@ use crate::metrics::WorkerMetrics;
 /// The worker application, ready to serve.
 pub struct App<H> {
     router: Router,
+    limits: saas_core::edge::HttpLimits,
     parts: Parts<H>,
 }
 
@@ -76,6 +77,7 @@ where
     let handlers = make_handlers(base.deps.db.clone()).await?;
     Ok(App {
         router,
+        limits: config.http,
         parts: Parts {
             pool: base.deps.db.clone(),
             redis: base.deps.redis.clone(),
@@ -104,6 +106,7 @@ impl<H: Handlers> App<H> {
         let http = tokio::spawn(saas_core::service::serve(
             listener,
             self.router,
+            self.limits,
             stopped(stop_rx.clone()),
         ));
         let grace = self.parts.settings.shutdown_timeout;

@@ -247,9 +247,7 @@ pub async fn create(
             (password.clone(), Some(password))
         }
     };
-    let hash = saas_core::auth::odoo_password::hash_password(&SecretString::from(password))
-        .await
-        .map_err(|err| Error::Internal(err.into()))?;
+    let hash = saas_core::auth::odoo_password::hash_password(&SecretString::from(password)).await?;
     let queue = state.queue().await;
     let (tenant, operation) = tenants::create(
         &state.db,

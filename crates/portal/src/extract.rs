@@ -63,10 +63,16 @@ pub fn control_characters(field: &str, what: &str) -> AppError {
     )
 }
 
+/// Fields whose value is made safe where it is read instead of refused:
+/// `next` falls back to the default page when it is anything but a plain
+/// same-origin path (`crate::auth::safe_next`).
+const SANITIZED_WHERE_READ: &[&str] = &["next"];
+
 /// Reads `application/x-www-form-urlencoded` pairs (a body or a query string).
 pub fn parse_urlencoded<T: DeserializeOwned>(input: &[u8], what: &str) -> Result<T, AppError> {
     for (name, value) in url::form_urlencoded::parse(input) {
-        if has_control(&name) || has_control(&value) {
+        let sanitized = SANITIZED_WHERE_READ.contains(&name.as_ref());
+        if has_control(&name) || (has_control(&value) && !sanitized) {
             return Err(control_characters(&name, what));
         }
     }
@@ -227,6 +233,12 @@ mod tests {
             Some(StatusCode::UNPROCESSABLE_ENTITY)
         );
         assert_eq!(err.as_ref().and_then(AppError::field), Some("name"));
+        #[derive(Debug, serde::Deserialize)]
+        struct Next {
+            next: String,
+        }
+        let next = parse_urlencoded::<Next>(b"next=/%09/evil", "f").map(|n| n.next);
+        assert_eq!(next.ok().as_deref(), Some("/\t/evil"));
         let err = parse_urlencoded::<Body>(b"name=a&count=1&x%01=2", "f").err();
         assert_eq!(err.as_ref().and_then(AppError::field), Some("x\\u{1}"));
         let err = json_body::<Body>(br#"{"name": "a\u0000", "count": 1}"#).err();

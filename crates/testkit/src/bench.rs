@@ -110,12 +110,7 @@ pub async fn floor_server(body_bytes: usize) -> anyhow::Result<String> {
         "/",
         axum::routing::get(move || {
             let body = body.clone();
-            async move {
-                (
-                    [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    body,
-                )
-            }
+            async move { ([(axum::http::header::CONTENT_TYPE, "application/json")], body) }
         }),
     );
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
@@ -150,21 +145,13 @@ pub fn rq_python() -> anyhow::Result<PathBuf> {
             .arg(&venv)
             .status()
             .context("python3 -m venv")?;
-        ensure!(
-            status.success(),
-            "python3 -m venv {} failed",
-            venv.display()
-        );
+        ensure!(status.success(), "python3 -m venv {} failed", venv.display());
         let status = Command::new(&python)
             .args(["-m", "pip", "install", "--quiet", "-r"])
             .arg(&requirements)
             .status()
             .context("pip install")?;
-        ensure!(
-            status.success(),
-            "pip install -r {} failed",
-            requirements.display()
-        );
+        ensure!(status.success(), "pip install -r {} failed", requirements.display());
         std::fs::write(&stamp, wanted)?;
     }
     Ok(python)
@@ -172,11 +159,7 @@ pub fn rq_python() -> anyhow::Result<PathBuf> {
 
 /// Runs `bench/rq/rq_bench.py` (RQ 3 SimpleWorker, `count` no-op jobs from
 /// `producers` threads) against `redis_url` and returns its JSON report.
-pub fn rq_bench(
-    redis_url: &str,
-    count: usize,
-    producers: usize,
-) -> anyhow::Result<serde_json::Value> {
+pub fn rq_bench(redis_url: &str, count: usize, producers: usize) -> anyhow::Result<serde_json::Value> {
     let python = rq_python()?;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/rq");
     let output = Command::new(python)

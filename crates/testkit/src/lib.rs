@@ -16,6 +16,7 @@ pub mod contract;
 pub mod odoo;
 pub mod private;
 mod process;
+pub mod web;
 pub mod webdriver;
 
 pub use private::{PrivatePostgres, PrivateRedis};

@@ -291,12 +291,12 @@ async fn with_https_cookies_are_host_only_and_hsts_is_sent() -> anyhow::Result<(
     check_headers("/login", &page, true)?;
     let (csrf_pair, csrf_header) =
         set_cookie(&page, "__Host-saas_portal_csrf").context("no __Host- CSRF cookie")?;
-    for cookie in [&csrf_header] {
-        ensure!(
-            cookie.contains("Secure") && cookie.contains("Path=/") && !cookie.contains("Domain"),
-            "{cookie}"
-        );
-    }
+    ensure!(
+        csrf_header.contains("Secure")
+            && csrf_header.contains("Path=/")
+            && !csrf_header.contains("Domain"),
+        "{csrf_header}"
+    );
     let csrf = csrf_in(&page.text().await?)?;
     let signed_in = client
         .post(app.url("/login"))
@@ -421,7 +421,8 @@ async fn nul_bytes_in_every_input_answer_422_naming_the_field() -> anyhow::Resul
     let customer = app.customer("nul@example.com").await?;
     let (id, _) = customer.create_instance("nulshop").await?;
     let backup = common::seed_backup(&app, id, b"PK\x05\x06").await?;
-    let forms: Vec<(String, Vec<(&str, &str)>, &str)> = vec![
+    type Fields<'a> = Vec<(&'a str, &'a str)>;
+    let forms: Vec<(String, Fields, &str)> = vec![
         ("/tokens".into(), vec![("name", nul)], "name"),
         (
             "/instances".into(),

@@ -32,6 +32,10 @@ fn memory(pid: u32, field: &str) -> anyhow::Result<u64> {
     Ok(kib * 1024)
 }
 
+/// A request of the hostile mix: its name, path, form fields (besides the
+/// CSRF token) and the statuses it may get.
+type Hostile<'a> = (&'a str, &'a str, Vec<(&'a str, &'a str)>, &'a [u16]);
+
 /// One hostile client's loop; returns the statuses it got, by request.
 async fn attack(
     base: String,
@@ -53,7 +57,7 @@ async fn attack(
         round += 1;
         let bogus = saas_core::auth::random_token(32);
         let stranger = format!("nobody-{}-{round}@example.com", ip.replace('.', "-"));
-        let requests: [(&str, &str, Vec<(&str, &str)>, &[u16]); 4] = [
+        let requests: [Hostile; 4] = [
             (
                 "reset",
                 "/password/reset",

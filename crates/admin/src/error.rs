@@ -39,6 +39,9 @@ pub enum Error {
     Throttled(Duration),
     #[error("{0} is unavailable; try again shortly")]
     Unavailable(&'static str),
+    /// Too many password hashes at once: 503 with `Retry-After`.
+    #[error("the service is busy; try again in {} s", .0.as_secs().max(1))]
+    Busy(Duration),
     #[error("internal error")]
     Internal(#[from] anyhow::Error),
 }
@@ -69,7 +72,7 @@ impl Error {
             Error::NotFound(_) | Error::BadPath(_) => StatusCode::NOT_FOUND,
             Error::Conflict { .. } => StatusCode::CONFLICT,
             Error::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
-            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Unavailable(_) | Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -85,6 +88,7 @@ impl Error {
             Error::Conflict { .. } => "conflict",
             Error::Throttled(_) => "throttled",
             Error::Unavailable(_) => "unavailable",
+            Error::Busy(_) => "busy",
             Error::Internal(_) => "internal",
         }
     }
@@ -107,7 +111,7 @@ impl Error {
 
     fn retry_after(&self) -> Option<HeaderValue> {
         match self {
-            Error::Throttled(after) => {
+            Error::Throttled(after) | Error::Busy(after) => {
                 HeaderValue::from_str(&after.as_secs().max(1).to_string()).ok()
             }
             _ => None,
@@ -118,6 +122,16 @@ impl Error {
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         Error::Internal(err.into())
+    }
+}
+
+impl From<saas_core::auth::hashing::HashError> for Error {
+    fn from(err: saas_core::auth::hashing::HashError) -> Self {
+        use saas_core::auth::hashing::HashError;
+        match err {
+            HashError::Busy { retry_after } => Error::Busy(retry_after),
+            HashError::Failed(reason) => Error::Internal(anyhow::anyhow!(reason)),
+        }
     }
 }
 
@@ -156,7 +170,13 @@ macro_rules! page_error_from {
     )+};
 }
 
-page_error_from!(Error, sqlx::Error, redis::RedisError, anyhow::Error);
+page_error_from!(
+    Error,
+    sqlx::Error,
+    redis::RedisError,
+    anyhow::Error,
+    saas_core::auth::hashing::HashError
+);
 
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {

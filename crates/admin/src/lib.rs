@@ -34,6 +34,7 @@ use state::{AppState, Inner};
 /// The admin application, ready to serve.
 pub struct App {
     router: Router,
+    limits: saas_core::edge::HttpLimits,
 }
 
 /// Connects to PostgreSQL, applies pending migrations, creates the bootstrap
@@ -56,6 +57,15 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         public: config.public_urls(),
         sealing: config.sealing_key(),
         token_cache: Default::default(),
+        trusted_proxies: config.trusted_proxies.clone(),
+        sign_in: saas_core::auth::signin::SignInThrottle::new(
+            format!("{}admin:signin:", config.redis_key_prefix),
+            auth::login::SIGN_IN_LIMITS,
+        ),
+        second_factor: saas_core::auth::signin::SignInThrottle::new(
+            format!("{}admin:second-factor:", config.redis_key_prefix),
+            auth::login::SIGN_IN_LIMITS,
+        ),
         settings,
     });
     let routes = Router::new()
@@ -65,7 +75,10 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         .fallback(not_found)
         .with_state(state);
     let router = base.router(routes);
-    Ok(App { router })
+    Ok(App {
+        router,
+        limits: config.http,
+    })
 }
 
 /// Unknown paths: JSON under `/api`, a page elsewhere.
@@ -89,6 +102,6 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        saas_core::service::serve(listener, self.router, shutdown).await
+        saas_core::service::serve(listener, self.router, self.limits, shutdown).await
     }
 }

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use saas_core::auth::session::SessionStore;
+use saas_core::auth::signin::SignInThrottle;
 use saas_core::shared_redis::SharedRedis;
 use sqlx::PgPool;
 
@@ -34,6 +35,13 @@ pub struct Inner {
     /// request, not two. Cleared on every token or operator change here;
     /// another admin process sees a revocation within [`TOKEN_CACHE_TTL`].
     pub token_cache: Mutex<HashMap<String, (Instant, OperatorRow)>>,
+    /// Proxies whose forwarded headers name the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: saas_core::edge::TrustedProxies,
+    /// Password sign-in throttling.
+    pub sign_in: SignInThrottle,
+    /// Second-factor throttling (the code after the password, and turning
+    /// the second factor off), keyed by operator.
+    pub second_factor: SignInThrottle,
 }
 
 /// How long a checked API token is trusted without asking PostgreSQL.

@@ -1,8 +1,16 @@
 // Live updates without a framework: an element with data-poll="URL" is
 // refreshed from that URL's JSON {"state": ...} every few seconds; when the
 // state changes the page reloads so its forms match. A page with
-// data-refresh="N" on <main> reloads every N seconds while visible.
+// data-refresh="N" on <main> reloads every N seconds while visible. A link
+// with data-back goes back in history (its href is the fallback without
+// script); no handler is written inline, the Content-Security-Policy
+// allows this file's script only.
 (function () {
+  document.querySelectorAll('[data-back]').forEach(function (link) {
+    link.addEventListener('click', function (event) {
+      if (window.history.length > 1) { event.preventDefault(); window.history.back(); }
+    });
+  });
   var el = document.querySelector('[data-poll]');
   if (el) {
     var url = el.getAttribute('data-poll');

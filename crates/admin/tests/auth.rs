@@ -116,8 +116,8 @@ async fn session_cookie_is_httponly_lax_and_ends_on_logout() -> anyhow::Result<(
         .get_all("set-cookie")
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .any(|v| v.starts_with("saas_admin_session=") && v.contains("Secure"));
-    ensure!(secure, "no Secure cookie with PUBLIC_SCHEME=https");
+        .any(|v| v.starts_with("__Host-saas_admin_session=") && v.contains("Secure"));
+    ensure!(secure, "no Secure __Host- cookie with PUBLIC_SCHEME=https");
     Ok(())
 }
 

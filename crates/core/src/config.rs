@@ -13,6 +13,8 @@ use std::time::Duration;
 use secrecy::{ExposeSecret, SecretString};
 use url::Url;
 
+use crate::edge::{HttpLimits, TrustedProxies};
+
 /// Every environment variable read by admin, portal or worker.
 pub const KNOWN_VARS: &[&str] = &[
     "DATABASE_URL",
@@ -55,6 +57,12 @@ pub const KNOWN_VARS: &[&str] = &[
     "ODOO_TEMPLATES",
     "ADMIN_SESSION_IDLE_SECS",
     "ADMIN_SESSION_ABSOLUTE_SECS",
+    "TRUSTED_PROXIES",
+    "HTTP_HEADER_TIMEOUT_SECS",
+    "HTTP_IDLE_TIMEOUT_SECS",
+    "HTTP_REQUEST_TIMEOUT_SECS",
+    "HTTP_MAX_CONNECTIONS",
+    "UPLOAD_TIMEOUT_SECS",
 ];
 
 /// Which service is starting: decides the port variable and its default.
@@ -151,6 +159,10 @@ pub struct Config {
     pub db_max_connections: u32,
     /// Prefix of every Redis key the platform writes (queues, sessions).
     pub redis_key_prefix: String,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` name the client.
+    pub trusted_proxies: TrustedProxies,
+    /// Timeouts and the connection cap of the HTTP listener.
+    pub http: HttpLimits,
 }
 
 impl fmt::Debug for Config {
@@ -167,6 +179,8 @@ impl fmt::Debug for Config {
             .field("base_domain", &self.base_domain)
             .field("log_format", &self.log_format)
             .field("app_env", &self.app_env)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("http", &self.http)
             .finish_non_exhaustive()
     }
 }
@@ -354,9 +368,13 @@ impl Config {
                 .then(|| v.to_owned())
             },
         )?;
+        let trusted_proxies = TrustedProxies::from_env(env)?;
+        let http = HttpLimits::from_env(env, db_max_connections)?;
         Ok(Self {
             service,
             redis_key_prefix,
+            trusted_proxies,
+            http,
             database_url,
             redis_url,
             bind_addr,

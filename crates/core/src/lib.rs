@@ -10,6 +10,7 @@ pub mod customers;
 pub mod db;
 pub mod domain;
 pub mod error_chain;
+pub mod edge;
 pub mod ops;
 pub mod outbox;
 pub mod public_url;

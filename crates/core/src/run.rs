@@ -74,13 +74,18 @@ pub async fn start(config: &Config, schema: SchemaPolicy) -> Result<Base, Startu
         tracing::warn!(endpoint = %config.redis_endpoint(), %reason, "Redis is not reachable yet (REDIS_URL); /readyz reports it");
     }
     deps.spawn_readiness_refresh();
-    Ok(Base { deps, http_metrics })
+    Ok(Base {
+        deps,
+        http_metrics,
+        edge: service::EdgeLayers::from_config(config),
+    })
 }
 
 /// The started dependencies of a service.
 pub struct Base {
     pub deps: Dependencies,
     pub http_metrics: HttpMetrics,
+    pub edge: service::EdgeLayers,
 }
 
 impl Base {
@@ -88,7 +93,7 @@ impl Base {
     /// the common layers applied once.
     pub fn router(&self, routes: Router) -> Router {
         let router = routes.merge(service::ops_router(self.deps.clone()));
-        service::with_common_layers(router, self.http_metrics.clone())
+        service::with_common_layers(router, self.http_metrics.clone(), self.edge)
     }
 }
 
@@ -100,7 +105,7 @@ pub async fn serve_until_signal(config: &Config, router: Router) -> Result<(), S
         address = %format!("{}:{}", config.bind_addr, config.port),
         "listening"
     );
-    service::serve(listener, router, service::shutdown_signal())
+    service::serve(listener, router, config.http, service::shutdown_signal())
         .await
         .map_err(|err| StartupError::from_bind(config, &err))?;
     tracing::info!(service = config.service.name(), "stopped");

@@ -2,7 +2,6 @@
 //! layers, listening, and graceful shutdown.
 
 use std::future::Future;
-use std::future::IntoFuture;
 use std::time::Duration;
 
 use axum::Router;
@@ -19,6 +18,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
 use crate::error_chain::Chain;
+use crate::edge::HttpLimits;
 use crate::readiness::Components;
 use crate::startup::StartupError;
 use crate::telemetry::{HttpMetrics, Metrics, track_http};
@@ -198,11 +198,38 @@ async fn metrics(State(deps): State<Dependencies>) -> impl IntoResponse {
     )
 }
 
-/// Applies the layers every HTTP service has, once, at the root: request
-/// metrics by matched route, tracing spans with the request id, and an
-/// `x-request-id` header on every response.
-pub fn with_common_layers(router: Router, http_metrics: HttpMetrics) -> Router {
+/// What the edge layers need from the configuration.
+#[derive(Debug, Clone, Copy)]
+pub struct EdgeLayers {
+    /// `HTTP_REQUEST_TIMEOUT_SECS`.
+    pub request_timeout: Duration,
+    /// `Strict-Transport-Security` on every answer (`PUBLIC_SCHEME=https`).
+    pub hsts: bool,
+}
+
+impl EdgeLayers {
+    pub fn from_config(config: &Config) -> Self {
+        Self {
+            request_timeout: config.http.request_timeout,
+            hsts: config.public_scheme == "https",
+        }
+    }
+}
+
+/// Applies the layers every HTTP service has, once, at the root: the
+/// request timeout (innermost, so routes can extend it), security headers,
+/// request metrics by matched route, tracing spans with the request id, and
+/// an `x-request-id` header on every response.
+pub fn with_common_layers(router: Router, http_metrics: HttpMetrics, edge: EdgeLayers) -> Router {
     router
+        .layer(axum::middleware::from_fn_with_state(
+            edge.request_timeout,
+            crate::edge::timeout::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            crate::edge::headers::Hsts(edge.hsts),
+            crate::edge::headers::security_headers,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             http_metrics,
             track_http,
@@ -258,36 +285,16 @@ pub async fn shutdown_signal() {
         () = ctrl_c => {},
         () = terminate => {},
     }
-    tracing::info!("shutdown requested: finishing in-flight requests");
 }
 
-/// Serves `router` until `shutdown` resolves, then lets in-flight requests
+/// Serves `router` within `limits` (header, idle and request timeouts, the
+/// connection cap) until `shutdown` resolves, then lets in-flight requests
 /// finish for at most [`SHUTDOWN_GRACE`].
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: HttpLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stopping_tx, mut stopping_rx) = tokio::sync::watch::channel(false);
-    let server = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
-        let _ = stopping_tx.send(true);
-    })
-    .into_future();
-    tokio::pin!(server);
-    let grace_expired = async {
-        let _ = stopping_rx.wait_for(|stopping| *stopping).await;
-        tokio::time::sleep(SHUTDOWN_GRACE).await;
-    };
-    tokio::select! {
-        served = &mut server => served,
-        () = grace_expired => {
-            tracing::warn!("in-flight requests did not finish within {SHUTDOWN_GRACE:?}; exiting");
-            Ok(())
-        }
-    }
+    crate::edge::server::serve(listener, router, limits, SHUTDOWN_GRACE, shutdown).await
 }

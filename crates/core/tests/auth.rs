@@ -153,3 +153,81 @@ async fn a_busy_token_records_its_last_use_at_most_once_a_minute() -> anyhow::Re
     assert!(renewed > aged, "{renewed:?} should be later than {aged:?}");
     Ok(())
 }
+
+#[tokio::test]
+async fn sign_in_throttle_spares_other_addresses_slows_then_refuses_the_account()
+-> anyhow::Result<()> {
+    use saas_core::auth::signin::{SignInLimits, SignInThrottle};
+    let prefix = redis_prefix();
+    let shared = redis(&prefix)?;
+    let mut conn = shared.conn().await?;
+    let throttle = SignInThrottle::new(
+        format!("{prefix}signin:"),
+        SignInLimits {
+            per_pair: 3,
+            per_address: 100,
+            per_account: 9,
+            slow_after: 4,
+            notify_after: 5,
+            window: Duration::from_secs(60),
+        },
+    );
+    let ip = |last: u8| Some(std::net::IpAddr::from([127, 0, 0, last]));
+    // One address: three attempts, then refused; another address is not.
+    for _ in 0..3 {
+        assert!(
+            throttle
+                .admit(&mut conn, "Owner@Example.com", ip(2))
+                .await?
+                .is_ok()
+        );
+        throttle.failed(&mut conn, "owner@example.com").await?;
+    }
+    assert!(
+        throttle
+            .admit(&mut conn, "owner@example.com", ip(2))
+            .await?
+            .is_err()
+    );
+    assert_eq!(
+        throttle
+            .admit(&mut conn, "owner@example.com", ip(3))
+            .await?,
+        Ok(Duration::ZERO)
+    );
+    // More failures from more addresses: slowed from the fourth, the owner
+    // told exactly once (at the fifth), refused everywhere from the ninth.
+    let mut told = 0;
+    for (n, last) in (4u32..=9).zip(10u8..) {
+        let failure = throttle.failed(&mut conn, "owner@example.com").await?;
+        assert_eq!(failure.failures, n);
+        told += u32::from(failure.tell_owner);
+        let admitted = throttle
+            .admit(&mut conn, "owner@example.com", ip(last))
+            .await?;
+        match n {
+            4..=8 => assert!(admitted.is_ok_and(|delay| delay > Duration::ZERO), "{n}"),
+            _ => assert!(admitted.is_err_and(|t| t.retry_after <= Duration::from_secs(60))),
+        }
+    }
+    assert_eq!(told, 1);
+    // A success resets only its own pair; the account's count stays.
+    throttle
+        .succeeded(&mut conn, "owner@example.com", ip(2))
+        .await?;
+    assert!(
+        throttle
+            .admit(&mut conn, "owner@example.com", ip(2))
+            .await?
+            .is_err()
+    );
+    // Other accounts are untouched.
+    assert_eq!(
+        throttle
+            .admit(&mut conn, "other@example.com", ip(2))
+            .await?,
+        Ok(Duration::ZERO)
+    );
+    clear_redis_prefix(&prefix).await?;
+    Ok(())
+}

@@ -9,13 +9,14 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use saas_core::auth::session::Session;
+use saas_core::auth::signin::SignInLimits;
 use saas_core::auth::tokens::{self, Owner};
 use saas_core::auth::{constant_time_eq, random_token};
 use saas_core::customers::{self, Customer};
 use saas_core::ops::Actor;
 
 use crate::error::{AppError, PageError};
-use crate::state::{AppState, client_address};
+use crate::state::AppState;
 
 pub const SESSION_COOKIE: &str = "saas_portal_session";
 /// Double-submit CSRF token for forms shown before sign-in.
@@ -27,6 +28,19 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 const TOKEN_THROTTLE: &str = "api-token-ip";
 const TOKEN_FAILURES: u32 = 20;
 const TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
+
+/// Sign-in limits per 15 minutes: 10 attempts per (account, address) and 50
+/// per address; from 20 failures on an account every attempt on it is
+/// slowed (growing delays) and its owner is mailed; 200 failures from all
+/// addresses refuse it until the window ends.
+pub const SIGN_IN_LIMITS: SignInLimits = SignInLimits {
+    per_pair: 10,
+    per_address: 50,
+    per_account: 200,
+    slow_after: 20,
+    notify_after: 20,
+    window: Duration::from_secs(15 * 60),
+};
 
 /// The value of cookie `name`.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
@@ -40,8 +54,27 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|(_, v)| v.to_owned())
 }
 
-/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Secure behind https.
+/// The name cookie `name` goes by. With https it is `__Host-<name>`, which
+/// browsers keep only when it is Secure, has Path=/ and no Domain: a
+/// tenant's Odoo on a sibling subdomain (`shop.DOMAIN`, customer-controlled)
+/// can then neither plant nor overwrite the portal's session or CSRF cookie.
+pub fn cookie_name(state: &AppState, name: &str) -> String {
+    if state.secure_cookies {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// The value of the portal's cookie `name` (under its [`cookie_name`]).
+pub fn own_cookie(state: &AppState, headers: &HeaderMap, name: &str) -> Option<String> {
+    cookie(headers, &cookie_name(state, name))
+}
+
+/// A `Set-Cookie` value: HttpOnly, SameSite=Lax, Path=/, no Domain; Secure
+/// and `__Host-` behind https.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> String {
+    let name = cookie_name(state, name);
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         cookie.push_str(&format!("; Max-Age={age}"));
@@ -52,13 +85,14 @@ pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64
     cookie
 }
 
-/// The peer address (with `X-Real-IP` from a local proxy).
-pub fn address(parts: &Parts) -> Option<IpAddr> {
+/// The client's address: the peer, or what a proxy of `TRUSTED_PROXIES`
+/// says it forwarded for.
+pub fn address(state: &AppState, parts: &Parts) -> Option<IpAddr> {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
-    client_address(peer, &parts.headers)
+    state.trusted_proxies.client_address(peer, &parts.headers)
 }
 
 /// A signed-in customer.
@@ -96,7 +130,7 @@ impl SignedIn {
 }
 
 async fn from_session(state: &AppState, parts: &Parts) -> Result<Option<SignedIn>, AppError> {
-    let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+    let Some(token) = own_cookie(state, &parts.headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     let mut conn = state.redis().await?;
@@ -114,7 +148,7 @@ async fn from_session(state: &AppState, parts: &Parts) -> Result<Option<SignedIn
     Ok(customer.filter(|c| !c.disabled).map(|customer| SignedIn {
         customer,
         session: Some((token, session)),
-        address: address(parts),
+        address: address(state, parts),
     }))
 }
 
@@ -178,7 +212,7 @@ impl FromRequestParts<AppState> for Api {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         if let Some(secret) = bearer {
-            let ip = address(parts);
+            let ip = address(state, parts);
             let ip_key = ip.map(|i| i.to_string()).unwrap_or_default();
             // Refused while this address is over its failure budget, even
             // with a good token, so guessing gains nothing.
@@ -220,16 +254,20 @@ impl FromRequestParts<AppState> for Api {
 }
 
 /// The anonymous forms' CSRF token: the cookie's, or a new one to set.
-pub fn anonymous_csrf(headers: &HeaderMap) -> (String, bool) {
-    match cookie(headers, CSRF_COOKIE).filter(|v| v.len() == 64) {
+pub fn anonymous_csrf(state: &AppState, headers: &HeaderMap) -> (String, bool) {
+    match own_cookie(state, headers, CSRF_COOKIE).filter(|v| v.len() == 64) {
         Some(token) => (token, false),
         None => (random_token(32), true),
     }
 }
 
 /// Checks an anonymous form's token against its cookie.
-pub fn check_anonymous_csrf(headers: &HeaderMap, given: &str) -> Result<(), AppError> {
-    match cookie(headers, CSRF_COOKIE) {
+pub fn check_anonymous_csrf(
+    state: &AppState,
+    headers: &HeaderMap,
+    given: &str,
+) -> Result<(), AppError> {
+    match own_cookie(state, headers, CSRF_COOKIE) {
         Some(expected) if !given.is_empty() && constant_time_eq(&expected, given) => Ok(()),
         _ => Err(AppError::Csrf),
     }
@@ -262,11 +300,14 @@ pub fn safe_next(next: Option<&str>) -> String {
 /// The client's address (see [`address`]).
 pub struct ClientIp(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(address(parts)))
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(address(state, parts)))
     }
 }
 

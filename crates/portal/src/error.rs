@@ -45,6 +45,10 @@ pub enum AppError {
     },
     #[error("{0} is unavailable right now; try again shortly")]
     Unavailable(&'static str),
+    /// Too many password hashes at once (the hashing gate stayed full):
+    /// 503 with `Retry-After`.
+    #[error("the service is busy; try again in {} s", .0.as_secs().max(1))]
+    Busy(Duration),
     #[error("internal error")]
     Internal(#[source] anyhow::Error),
 }
@@ -74,7 +78,7 @@ impl AppError {
             AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
             AppError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Unavailable(_) | AppError::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +94,7 @@ impl AppError {
             AppError::Throttled(_) => "throttled",
             AppError::TooLarge { .. } => "too_large",
             AppError::Unavailable(_) => "unavailable",
+            AppError::Busy(_) => "busy",
             AppError::Internal(_) => "internal",
         }
     }
@@ -110,7 +115,7 @@ impl AppError {
     }
 
     fn extra_headers(&self, response: &mut Response) {
-        if let AppError::Throttled(after) = self
+        if let AppError::Throttled(after) | AppError::Busy(after) = self
             && let Ok(value) = HeaderValue::from_str(&after.as_secs().max(1).to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, value);
@@ -127,6 +132,16 @@ impl AppError {
 impl From<sqlx::Error> for AppError {
     fn from(err: sqlx::Error) -> Self {
         AppError::Internal(err.into())
+    }
+}
+
+impl From<saas_core::auth::hashing::HashError> for AppError {
+    fn from(err: saas_core::auth::hashing::HashError) -> Self {
+        use saas_core::auth::hashing::HashError;
+        match err {
+            HashError::Busy { retry_after } => AppError::Busy(retry_after),
+            HashError::Failed(reason) => AppError::Internal(anyhow::anyhow!(reason)),
+        }
     }
 }
 

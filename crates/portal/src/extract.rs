@@ -41,8 +41,41 @@ fn malformed(status: StatusCode, field: Option<String>, what: &str, reason: &str
     }
 }
 
+/// What no portal input may hold: NUL (PostgreSQL refuses it in text, so
+/// it used to end as a 500) or any other control character (no portal
+/// field is multi-line).
+pub fn has_control(text: &str) -> bool {
+    text.chars().any(char::is_control)
+}
+
+/// 422 naming `field` (shown escaped when the name itself is hostile).
+pub fn control_characters(field: &str, what: &str) -> AppError {
+    let field = if has_control(field) {
+        field.escape_debug().to_string()
+    } else {
+        field.to_owned()
+    };
+    malformed(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Some(field),
+        what,
+        "must not contain control characters (such as NUL, tabs or line breaks)",
+    )
+}
+
+/// Fields whose value is made safe where it is read instead of refused:
+/// `next` falls back to the default page when it is anything but a plain
+/// same-origin path (`crate::auth::safe_next`).
+const SANITIZED_WHERE_READ: &[&str] = &["next"];
+
 /// Reads `application/x-www-form-urlencoded` pairs (a body or a query string).
 pub fn parse_urlencoded<T: DeserializeOwned>(input: &[u8], what: &str) -> Result<T, AppError> {
+    for (name, value) in url::form_urlencoded::parse(input) {
+        let sanitized = SANITIZED_WHERE_READ.contains(&name.as_ref());
+        if has_control(&name) || (has_control(&value) && !sanitized) {
+            return Err(control_characters(&name, what));
+        }
+    }
     let de = serde_urlencoded::Deserializer::new(url::form_urlencoded::parse(input));
     serde_path_to_error::deserialize(de).map_err(|err| {
         let reason = err.inner().to_string();
@@ -51,23 +84,45 @@ pub fn parse_urlencoded<T: DeserializeOwned>(input: &[u8], what: &str) -> Result
     })
 }
 
-/// Reads a JSON body: 400 when it is not JSON, 422 when a field is missing
-/// or has the wrong type.
+/// Reads a JSON body: 400 when it is not JSON, 422 when a string holds a
+/// control character or a field is missing or has the wrong type.
 pub fn json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
     let what = "invalid JSON body";
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|err| {
-        let reason = err.inner().to_string();
-        if err.inner().is_data() {
-            let field = field_of(err.path(), &reason);
-            malformed(StatusCode::UNPROCESSABLE_ENTITY, field, what, &reason)
-        } else {
-            malformed(StatusCode::BAD_REQUEST, None, what, &reason)
-        }
-    })?;
-    de.end()
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|err| malformed(StatusCode::BAD_REQUEST, None, what, &err.to_string()))?;
-    Ok(value)
+    if let Some(field) = control_in(&value, "") {
+        return Err(control_characters(&field, what));
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
+        let reason = err.inner().to_string();
+        let field = field_of(err.path(), &reason);
+        malformed(StatusCode::UNPROCESSABLE_ENTITY, field, what, &reason)
+    })
+}
+
+/// The path (`name`, `a.b`, `list[2]`) of the first key or string in
+/// `value` that holds a control character.
+fn control_in(value: &serde_json::Value, path: &str) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => has_control(text).then(|| path.to_owned()),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| control_in(item, &format!("{path}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let here = if path.is_empty() {
+                key.clone()
+            } else {
+                format!("{path}.{key}")
+            };
+            if has_control(key) {
+                return Some(here);
+            }
+            control_in(item, &here)
+        }),
+        _ => None,
+    }
 }
 
 fn is_form(headers: &axum::http::HeaderMap) -> bool {
@@ -168,6 +223,31 @@ mod tests {
         assert_eq!(err.as_ref().and_then(AppError::field), Some("count"));
         let err = json_body::<Body>(b"{not json").err();
         assert_eq!(err.map(|e| e.status()), Some(StatusCode::BAD_REQUEST));
+    }
+
+    #[test]
+    fn control_characters_are_refused_naming_the_field() {
+        let err = parse_urlencoded::<Body>(b"name=a%00b&count=1", "f").err();
+        assert_eq!(
+            err.as_ref().map(AppError::status),
+            Some(StatusCode::UNPROCESSABLE_ENTITY)
+        );
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("name"));
+        #[derive(Debug, serde::Deserialize)]
+        struct Next {
+            next: String,
+        }
+        let next = parse_urlencoded::<Next>(b"next=/%09/evil", "f").map(|n| n.next);
+        assert_eq!(next.ok().as_deref(), Some("/\t/evil"));
+        let err = parse_urlencoded::<Body>(b"name=a&count=1&x%01=2", "f").err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("x\\u{1}"));
+        let err = json_body::<Body>(br#"{"name": "a\u0000", "count": 1}"#).err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("name"));
+        let err = json_body::<serde_json::Value>(br#"{"a": {"b": ["ok", "x\ty"]}}"#).err();
+        assert_eq!(err.as_ref().and_then(AppError::field), Some("a.b[1]"));
+        let err = json_body::<serde_json::Value>(br#"{"a": 1} trailing"#).err();
+        assert_eq!(err.map(|e| e.status()), Some(StatusCode::BAD_REQUEST));
+        assert!(json_body::<Body>(br#"{"name": "caf\u00e9", "count": 1}"#).is_ok());
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub use settings::PortalSettings;
 /// The portal application, ready to serve.
 pub struct App {
     router: Router,
+    limits: saas_core::edge::HttpLimits,
 }
 
 /// Reads the portal's own settings from the process environment; on failure
@@ -77,10 +78,18 @@ pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App
         public: config.public_urls(),
         sealing: config.sealing_key(),
         secure_cookies: config.public_scheme == "https",
+        trusted_proxies: config.trusted_proxies.clone(),
+        sign_in: saas_core::auth::signin::SignInThrottle::new(
+            format!("{}portal:signin:", config.redis_key_prefix),
+            auth::SIGN_IN_LIMITS,
+        ),
         settings,
     });
     let router = base.router(routes::router(state));
-    Ok(App { router })
+    Ok(App {
+        router,
+        limits: config.http,
+    })
 }
 
 impl App {
@@ -94,6 +103,6 @@ impl App {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        saas_core::service::serve(listener, self.router, shutdown).await
+        saas_core::service::serve(listener, self.router, self.limits, shutdown).await
     }
 }

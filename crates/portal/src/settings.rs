@@ -17,6 +17,9 @@ pub struct PortalSettings {
     pub smtp_from: String,
     /// Largest backup zip a customer may upload.
     pub max_upload_bytes: u64,
+    /// How long an upload request may take (`UPLOAD_TIMEOUT_SECS`), instead
+    /// of the request timeout every other route has.
+    pub upload_timeout: Duration,
     /// `file:///dir` or `s3://bucket/prefix`.
     pub backup_store_url: String,
     pub session_idle: Duration,
@@ -73,7 +76,9 @@ impl PortalSettings {
                 ok.then(|| v.to_owned())
             },
         )?;
+        let upload_timeout = env.seconds("UPLOAD_TIMEOUT_SECS", 3600, 10..=86_400)?;
         Ok(Self {
+            upload_timeout,
             smtp_url,
             smtp_from,
             max_upload_bytes: max_upload_mb * 1024 * 1024,

@@ -1,6 +1,5 @@
 //! What every handler shares.
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,6 +38,10 @@ pub struct Inner {
     /// Seals the Odoo admin passwords customers choose, for the worker.
     pub sealing: SealingKey,
     pub secure_cookies: bool,
+    /// Proxies whose forwarded headers name the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: saas_core::edge::TrustedProxies,
+    /// Sign-in throttling (per account and address, per address, per account).
+    pub sign_in: saas_core::auth::signin::SignInThrottle,
 }
 
 impl std::ops::Deref for AppState {
@@ -165,22 +168,4 @@ impl AppState {
             None => self.public.portal(),
         }
     }
-}
-
-/// The client's address: the peer, or `X-Real-IP` set by nginx when the peer
-/// is a proxy on a loopback or private address.
-pub fn client_address(peer: Option<IpAddr>, headers: &HeaderMap) -> Option<IpAddr> {
-    let proxied = peer.is_some_and(|ip| match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unique_local(),
-    });
-    if proxied
-        && let Some(real) = headers
-            .get("x-real-ip")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse().ok())
-    {
-        return Some(real);
-    }
-    peer
 }

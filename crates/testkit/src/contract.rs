@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, ensure};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
 
 use crate::{ServiceProcess, TestDb, free_port};
 
@@ -156,6 +158,10 @@ pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()>
             Some(password_url.replace("postgres://", "mysql://")),
         ),
         ("SECRET_KEY", Some("short".to_owned())),
+        // More connections than the process may open files.
+        ("HTTP_MAX_CONNECTIONS", Some("100000000".to_owned())),
+        ("HTTP_HEADER_TIMEOUT_SECS", Some("0".to_owned())),
+        ("TRUSTED_PROXIES", Some("nginx".to_owned())),
     ];
     for (var, value) in cases {
         let mut env = valid.clone();
@@ -181,6 +187,142 @@ pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()>
             "{var}: secret printed:\n{log}"
         );
     }
+    Ok(())
+}
+
+/// Reads from `stream` until the server closes it; how long that took, or
+/// an error when it sent anything (it must just hang up) or kept it open
+/// past `limit`.
+async fn closed_within(
+    stream: &mut tokio::net::tcp::OwnedReadHalf,
+    started: Instant,
+    limit: Duration,
+) -> anyhow::Result<Duration> {
+    let mut buf = [0u8; 256];
+    match tokio::time::timeout(limit, stream.read(&mut buf)).await {
+        Err(_) => anyhow::bail!("still open after {limit:?}"),
+        Ok(Ok(0)) | Ok(Err(_)) => Ok(started.elapsed()),
+        Ok(Ok(n)) => anyhow::bail!(
+            "the server answered instead of hanging up: {:?}",
+            String::from_utf8_lossy(&buf[..n])
+        ),
+    }
+}
+
+/// Reads one whole `Connection: keep-alive` answer to `GET /healthz`.
+async fn read_answer(stream: &mut TcpStream) -> anyhow::Result<String> {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await??;
+        ensure!(n > 0, "closed before the answer was complete");
+        answer.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&answer).to_string();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            if body.len() >= length {
+                return Ok(text);
+            }
+        }
+    }
+}
+
+/// Slow and idle clients cannot hold the service: a request head trickled
+/// a byte at a time (slowloris) is cut off `HTTP_HEADER_TIMEOUT_SECS` after
+/// its first byte, a kept-alive or silent connection after
+/// `HTTP_IDLE_TIMEOUT_SECS`, and past `HTTP_MAX_CONNECTIONS` a new client
+/// waits in the listen backlog (no file descriptor of the service) until a
+/// slot frees, then is served.
+pub async fn slow_clients_are_cut_off(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
+    const HEADER_SECS: u64 = 2;
+    const IDLE_SECS: u64 = 5;
+    let mut env = bin.env(db, free_port()?);
+    env.insert("HTTP_HEADER_TIMEOUT_SECS".into(), HEADER_SECS.to_string());
+    env.insert("HTTP_IDLE_TIMEOUT_SECS".into(), IDLE_SECS.to_string());
+    env.insert("HTTP_MAX_CONNECTIONS".into(), "4".into());
+    let (process, base) = bin.start(&env).await?;
+    let address = base.trim_start_matches("http://").to_owned();
+    // start() probed /healthz; let its connection go idle and close.
+    tokio::time::sleep(Duration::from_secs(IDLE_SECS + 1)).await;
+
+    // Slowloris: a header byte every 300 ms, for as long as the server listens.
+    let (mut read, mut write) = TcpStream::connect(&address).await?.into_split();
+    let started = Instant::now();
+    write
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await?;
+    let trickle = tokio::spawn(async move {
+        while write.write_all(b"a").await.is_ok() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    });
+    let took = closed_within(&mut read, started, Duration::from_secs(HEADER_SECS + 4)).await;
+    trickle.abort();
+    let took = took.context("slowloris")?;
+    ensure!(
+        took >= Duration::from_millis(HEADER_SECS * 1000 - 300),
+        "slow head cut off too early: {took:?}"
+    );
+
+    // A kept-alive connection, after one answer, closes once idle.
+    let mut kept = TcpStream::connect(&address).await?;
+    kept.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await?;
+    let answer = read_answer(&mut kept).await?;
+    ensure!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let (mut read, _write) = kept.into_split();
+    let idle = closed_within(
+        &mut read,
+        Instant::now(),
+        Duration::from_secs(IDLE_SECS + 4),
+    )
+    .await
+    .context("idle keep-alive")?;
+    ensure!(
+        idle >= Duration::from_secs(IDLE_SECS) - Duration::from_millis(500),
+        "idle connection closed after {idle:?}, before HTTP_IDLE_TIMEOUT_SECS"
+    );
+
+    // Four silent connections take every slot: a fifth client is not
+    // served until the idle timeout frees them, and then it is.
+    let mut silent = Vec::new();
+    for _ in 0..4 {
+        silent.push(TcpStream::connect(&address).await?);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let filled = Instant::now();
+    let mut fifth = TcpStream::connect(&address).await?;
+    fifth
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await?;
+    let mut first = [0u8; 1];
+    let early = tokio::time::timeout(Duration::from_secs(2), fifth.read(&mut first)).await;
+    ensure!(early.is_err(), "served past HTTP_MAX_CONNECTIONS");
+    let answer = read_answer(&mut fifth).await;
+    let waited = filled.elapsed();
+    let answer = answer?;
+    ensure!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    ensure!(
+        waited >= Duration::from_secs(IDLE_SECS) - Duration::from_secs(1)
+            && waited <= Duration::from_secs(IDLE_SECS + 3),
+        "the fifth client waited {waited:?}"
+    );
+    for mut socket in silent {
+        let mut buf = [0u8; 16];
+        let closed = tokio::time::timeout(Duration::from_secs(1), socket.read(&mut buf)).await;
+        ensure!(
+            matches!(closed, Ok(Ok(0)) | Ok(Err(_))),
+            "a silent connection is still open: {closed:?}"
+        );
+    }
+    drop(process);
     Ok(())
 }
 

@@ -17,6 +17,7 @@ pub mod odoo;
 pub mod private;
 mod process;
 pub mod real_odoo;
+pub mod web;
 pub mod webdriver;
 
 pub use private::{PrivatePostgres, PrivateRedis};
@@ -191,7 +192,7 @@ impl Drop for RedisPrefix {
 
 /// The tests every service binary must pass (health, readiness, metrics,
 /// configuration errors, port conflicts, unreachable PostgreSQL, graceful
-/// shutdown), generated for one binary. `$binary` is a
+/// shutdown, slow and idle clients), generated for one binary. `$binary` is a
 /// [`contract::Binary`] expression and `$database` an async expression
 /// giving a migrated (or, for admin, empty) [`TestDb`].
 #[macro_export]
@@ -220,6 +221,11 @@ macro_rules! service_contract_tests {
         #[tokio::test]
         async fn sigterm_lets_a_slow_request_finish_then_exits_0() -> anyhow::Result<()> {
             $crate::contract::sigterm_drains_slow_request(&$binary, &$database.await?).await
+        }
+
+        #[tokio::test]
+        async fn slow_and_idle_clients_are_cut_off_and_connections_capped() -> anyhow::Result<()> {
+            $crate::contract::slow_clients_are_cut_off(&$binary, &$database.await?).await
         }
 
         #[tokio::test]

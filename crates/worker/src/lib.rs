@@ -44,6 +44,7 @@ use saas_core::error_chain::Chain;
 /// The worker application, ready to serve.
 pub struct App<H> {
     router: Router,
+    limits: saas_core::edge::HttpLimits,
     parts: Parts<H>,
 }
 
@@ -79,6 +80,7 @@ where
     let handlers = make_handlers(base.deps.db.clone()).await?;
     Ok(App {
         router,
+        limits: config.http,
         parts: Parts {
             pool: base.deps.db.clone(),
             redis: base.deps.redis.clone(),
@@ -107,6 +109,7 @@ impl<H: Handlers> App<H> {
         let http = tokio::spawn(saas_core::service::serve(
             listener,
             self.router,
+            self.limits,
             stopped(stop_rx.clone()),
         ));
         let grace = self.parts.settings.shutdown_timeout;

@@ -29,8 +29,7 @@ pub async fn create(state: &AppState, user: &CurrentOperator, new: NewCustomer) 
     let company = required_text("company_name", &new.company_name, 200)?;
     let unusable =
         saas_core::auth::password::hash(SecretString::from(saas_core::auth::random_token(32)))
-            .await
-            .map_err(|err| Error::Internal(anyhow::anyhow!(err)))?;
+            .await?;
     let mut tx = state.db.begin().await?;
     let id = customers::create(&mut tx, &email, &company, &unusable)
         .await?

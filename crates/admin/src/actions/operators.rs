@@ -43,9 +43,7 @@ pub async fn insert(
     let display_name = check_text("display_name", &new.display_name, 200)?;
     saas_core::auth::password::check_policy(&new.password)
         .map_err(|err| Error::invalid("password", err.to_string()))?;
-    let hash = saas_core::auth::password::hash(SecretString::from(new.password))
-        .await
-        .map_err(|err| Error::Internal(anyhow::anyhow!(err)))?;
+    let hash = saas_core::auth::password::hash(SecretString::from(new.password)).await?;
     let mut tx = db.begin().await?;
     let row = operators::create(&mut tx, &email, &display_name, role, &hash)
         .await?

@@ -120,30 +120,31 @@ impl CurrentOperator {
     }
 }
 
-/// The client's address: the peer, or for a proxy on a private or loopback
-/// address, the last `X-Forwarded-For` entry it added.
-pub fn client_address(parts: &Parts) -> Option<IpAddr> {
+/// The client's address: the peer, or what a proxy of `TRUSTED_PROXIES`
+/// says it forwarded for.
+pub fn client_address(state: &AppState, parts: &Parts) -> Option<IpAddr> {
     let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0.ip());
-    let forwarded = parts
-        .headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.rsplit(',').next())
-        .and_then(|v| v.trim().parse::<IpAddr>().ok());
-    match (peer, forwarded) {
-        (Some(peer), Some(forwarded)) if is_proxy(peer) => Some(forwarded),
-        (peer, _) => peer,
+    state.trusted_proxies.client_address(peer, &parts.headers)
+}
+
+/// The name cookie `name` goes by. With https it is `__Host-<name>`, which
+/// browsers keep only when it is Secure, has Path=/ and no Domain: a
+/// tenant's Odoo on a sibling subdomain (customer-controlled) can then
+/// neither plant nor overwrite admin's session or login cookie.
+pub fn cookie_name(state: &AppState, name: &str) -> String {
+    if state.secure_cookies {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
     }
 }
 
-fn is_proxy(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_private(),
-        IpAddr::V6(v6) => v6.is_loopback() || (v6.segments()[0] & 0xfe00) == 0xfc00,
-    }
+/// The value of admin's cookie `name` (under its [`cookie_name`]).
+pub fn own_cookie<'a>(state: &AppState, headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    cookie(headers, &cookie_name(state, name))
 }
 
 /// The value of cookie `name`.
@@ -158,8 +159,10 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, value)| value)
 }
 
-/// A `Set-Cookie` value; `max_age` 0 deletes it.
+/// A `Set-Cookie` value (HttpOnly, SameSite=Lax, Path=/, no Domain; Secure
+/// and `__Host-` with https); `max_age` 0 deletes it.
 pub fn set_cookie(state: &AppState, name: &str, value: &str, max_age: Option<u64>) -> HeaderValue {
+    let name = cookie_name(state, name);
     let mut cookie = format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax");
     if let Some(age) = max_age {
         cookie.push_str(&format!("; Max-Age={age}"));
@@ -179,7 +182,7 @@ pub async fn load_session(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<(String, Session)>, Error> {
-    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+    let Some(token) = own_cookie(state, headers, SESSION_COOKIE) else {
         return Ok(None);
     };
     let mut conn = state.redis.conn().await?;
@@ -208,7 +211,7 @@ impl FromRequestParts<AppState> for PageUser {
         match operator {
             Some(operator) if !operator.disabled => Ok(PageUser(CurrentOperator {
                 operator,
-                address: client_address(parts),
+                address: client_address(state, parts),
                 csrf: Some(session.csrf_token),
             })),
             _ => Err(PageError(Error::Unauthorized)),
@@ -257,7 +260,7 @@ impl FromRequestParts<AppState> for ApiUser {
         match operator {
             Some(operator) if !operator.disabled => Ok(ApiUser(CurrentOperator {
                 operator,
-                address: client_address(parts),
+                address: client_address(state, parts),
                 csrf: None,
             })),
             _ => Err(Error::Unauthorized),

@@ -68,13 +68,20 @@ pub fn code_at(secret: &[u8], unix_secs: i64) -> Option<String> {
 }
 
 /// Whether `code` is valid now, allowing one step of clock drift either way.
+/// A valid code is not yet an accepted one: it must also be for a later
+/// step than the last accepted ([`matching_step`]).
 pub fn verify(secret_base32: &str, code: &str, unix_secs: i64) -> bool {
+    matching_step(secret_base32, code, unix_secs).is_some()
+}
+
+/// The 30-second step (`unix_secs / 30`, within one step of drift) whose
+/// code `code` is; `None` when it is none of them or there is no secret.
+pub fn matching_step(secret_base32: &str, code: &str, unix_secs: i64) -> Option<i64> {
     let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
-    let Some(secret) = base32_decode(secret_base32) else {
-        return false;
-    };
-    [-1, 0, 1].iter().any(|drift| {
-        code_at(&secret, unix_secs + drift * STEP_SECS)
+    let secret = base32_decode(secret_base32).filter(|s| !s.is_empty())?;
+    let now = unix_secs.div_euclid(STEP_SECS);
+    [1, 0, -1].iter().map(|drift| now + drift).find(|step| {
+        code_at(&secret, step * STEP_SECS)
             .is_some_and(|expected| saas_core::auth::constant_time_eq(&expected, &code))
     })
 }
@@ -135,5 +142,10 @@ mod tests {
         assert!(verify(&secret, &code, now + 30));
         assert!(!verify(&secret, &code, now + 120));
         assert!(!verify(&secret, "000000x", now));
+        assert_eq!(matching_step(&secret, &code, now), Some(now / 30));
+        assert_eq!(matching_step(&secret, &code, now + 30), Some(now / 30));
+        // No secret, no code: an empty key must not make codes computable.
+        let empty_key_code = code_at(&[], now).unwrap_or_default();
+        assert_eq!(matching_step("", &empty_key_code, now), None);
     }
 }

@@ -160,11 +160,16 @@ async fn totp_confirm(State(state): State<AppState>, CsrfForm(user, form): CsrfF
     let Some(secret) = repo::operators::pending_totp(&state.db, user.id()).await? else {
         return Err(Error::conflict("start the set-up first").into());
     };
-    if !totp::verify(
+    let step = totp::matching_step(
         &secret,
         form.get("code").unwrap_or(""),
         chrono::Utc::now().timestamp(),
-    ) {
+    );
+    let claimed = match step {
+        Some(step) => repo::operators::claim_totp_step(&state.db, user.id(), step).await?,
+        None => false,
+    };
+    if !claimed {
         let uri = totp::otpauth_uri("odoo-saas admin", &user.operator.email, &secret);
         let mut page = account_page(&user, false);
         page.pending = Some((secret, uri));
@@ -189,6 +194,8 @@ async fn totp_confirm(State(state): State<AppState>, CsrfForm(user, form): CsrfF
     Ok(render(&page)?.into_response())
 }
 
+/// Turning the second factor off takes a current code, throttled like
+/// sign-in (per operator and address), and a code works only once.
 async fn totp_disable(State(state): State<AppState>, CsrfForm(user, form): CsrfForm) -> PageResult {
     let secret = repo::operators::credentials(&state.db, &user.operator.email)
         .await?
@@ -196,12 +203,22 @@ async fn totp_disable(State(state): State<AppState>, CsrfForm(user, form): CsrfF
     let Some(secret) = secret else {
         return Ok(see_other("/account"));
     };
-    if !totp::verify(
+    let checked = crate::auth::login::check_second_factor(
+        &state,
+        &state.second_factor,
+        &user.operator,
         &secret,
         form.get("code").unwrap_or(""),
-        chrono::Utc::now().timestamp(),
-    ) {
-        return Err(Error::invalid("code", "is not valid").into());
+        false,
+        user.address,
+    )
+    .await?;
+    match checked {
+        Err(throttled) => return Err(Error::Throttled(throttled.retry_after).into()),
+        Ok(None) => {
+            return Err(Error::invalid("code", "is not valid (a code works only once)").into());
+        }
+        Ok(Some(_)) => {}
     }
     let mut tx = state.db.begin().await?;
     repo::operators::disable_totp(&mut tx, user.id()).await?;

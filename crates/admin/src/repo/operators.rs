@@ -253,6 +253,24 @@ async fn delete_recovery_codes(conn: &mut PgConnection, id: Uuid) -> Result<(), 
     Ok(())
 }
 
+/// Records that a TOTP code of time step `step` was accepted; false when
+/// this step or a later one already was (the code is being replayed).
+pub async fn claim_totp_step<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    id: Uuid,
+    step: i64,
+) -> Result<bool, sqlx::Error> {
+    let claimed = sqlx::query(
+        "UPDATE operators SET totp_last_step = $2
+         WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2)",
+    )
+    .bind(id)
+    .bind(step)
+    .execute(executor)
+    .await?;
+    Ok(claimed.rows_affected() == 1)
+}
+
 pub async fn disable_totp(conn: &mut PgConnection, id: Uuid) -> Result<(), sqlx::Error> {
     sqlx::query("UPDATE operators SET totp_secret = NULL, totp_enabled_at = NULL WHERE id = $1")
         .bind(id)

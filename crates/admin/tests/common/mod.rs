@@ -79,6 +79,21 @@ impl TestApp {
         }
     }
 
+    /// A browser whose connections come from `ip` (any of 127.0.0.0/8).
+    pub fn browser_from(&self, ip: &str) -> anyhow::Result<Browser> {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>()?)
+            .build()?;
+        Ok(Browser {
+            base: self.base.clone(),
+            client,
+            jar,
+        })
+    }
+
     /// Signs in and returns the browser.
     pub async fn login(&self, email: &str, password: &str) -> anyhow::Result<Browser> {
         let browser = self.browser();

@@ -1,9 +1,11 @@
 //! Authentication primitives shared by admin and portal: password hashes,
 //! server-side sessions in Redis, CSRF tokens, throttling, API tokens.
 
+pub mod hashing;
 pub mod odoo_password;
 pub mod password;
 pub mod session;
+pub mod signin;
 pub mod throttle;
 pub mod tokens;
 

@@ -32,12 +32,11 @@ fn ab64_decode(text: &str) -> Option<Vec<u8>> {
     B64.decode(text.replace('.', "+")).ok()
 }
 
-/// Hashes `password` the way Odoo stores it, on a blocking thread (600,000 rounds cost
-/// about a second of CPU).
-pub async fn hash_password(password: &SecretString) -> Result<String, tokio::task::JoinError> {
+/// Hashes `password` the way Odoo stores it, through the hashing gate
+/// ([`super::hashing::run`]: 600,000 rounds cost about a second of CPU).
+pub async fn hash_password(password: &SecretString) -> Result<String, super::hashing::HashError> {
     let password = password.clone();
-    let hash = tokio::task::spawn_blocking(move || hash_password_blocking(&password)).await?;
-    Ok(hash)
+    super::hashing::run(move || hash_password_blocking(&password)).await
 }
 
 /// [`hash_password`] for callers already on a blocking thread: random 16-byte salt,
@@ -147,7 +146,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn async_hash_has_odoo_shape_and_verifies() -> Result<(), tokio::task::JoinError> {
+    async fn async_hash_has_odoo_shape_and_verifies() -> Result<(), super::super::hashing::HashError>
+    {
         let hash = hash_password(&SecretString::from("s3cret!")).await?;
         let parts: Vec<&str> = hash.split('$').collect();
         assert_eq!(parts.len(), 5, "{hash}");

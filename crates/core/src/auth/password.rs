@@ -1,10 +1,13 @@
-//! Argon2id password hashes (PHC strings), computed on a blocking thread.
+//! Argon2id password hashes (PHC strings), computed through the hashing
+//! gate ([`hashing::run`]) in memory each hashing thread allocates once.
 
-use argon2::password_hash::{
-    PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng,
-};
-use argon2::{Algorithm, Argon2, Params, Version};
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, ParamsString, PasswordHash, SaltString, rand_core::OsRng};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use secrecy::{ExposeSecret, SecretString};
+
+use super::hashing::{self, HashError};
 
 /// The shortest password accepted for new accounts.
 pub const MIN_LENGTH: usize = 12;
@@ -72,52 +75,127 @@ pub fn check_policy(password: &str) -> Result<(), PasswordPolicyError> {
     Ok(())
 }
 
-fn hasher() -> Argon2<'static> {
+fn params() -> Params {
     // OWASP's recommended Argon2id parameters: 19 MiB, 2 passes, 1 lane.
-    let params = Params::new(19 * 1024, 2, 1, None).unwrap_or_default();
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    Params::new(19 * 1024, 2, 1, None).unwrap_or_default()
 }
 
-/// Hashes on a blocking thread; returns a PHC string.
-pub async fn hash(password: SecretString) -> Result<String, String> {
-    tokio::task::spawn_blocking(move || {
-        let salt = SaltString::generate(&mut OsRng);
-        hasher()
-            .hash_password(password.expose_secret().as_bytes(), &salt)
-            .map(|hash| hash.to_string())
+thread_local! {
+    /// Argon2's working memory (19 MiB), allocated once per hashing thread
+    /// and reused: allocating it per hash, glibc spread freed blocks over
+    /// its arenas until a portal under attack held 350 MB.
+    static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs Argon2 with `params` into `out`, in this thread's working memory.
+fn argon2_into(
+    params: Params,
+    algorithm: Algorithm,
+    version: Version,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), String> {
+    let blocks = params.block_count();
+    if blocks > params_block_limit() {
+        return Err(format!("a hash asks for {blocks} KiB of memory"));
+    }
+    MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        Argon2::new(algorithm, version, params)
+            .hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
             .map_err(|err| err.to_string())
     })
-    .await
-    .map_err(|err| err.to_string())?
 }
 
-/// Verifies on a blocking thread; false for a wrong password or a malformed hash.
-pub async fn verify(password: SecretString, phc: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        PasswordHash::new(&phc)
-            .map(|parsed| {
-                hasher()
-                    .verify_password(password.expose_secret().as_bytes(), &parsed)
-                    .is_ok()
-            })
-            .unwrap_or(false)
+/// The most working memory a stored hash may ask for: what new hashes use.
+fn params_block_limit() -> usize {
+    params().block_count()
+}
+
+fn hash_blocking(password: &[u8]) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let mut salt_bytes = [0u8; 64];
+    let salt_bytes = salt
+        .decode_b64(&mut salt_bytes)
+        .map_err(|e| e.to_string())?;
+    let params = params();
+    let output = Output::init_with(Params::DEFAULT_OUTPUT_LEN, |out| {
+        argon2_into(
+            params.clone(),
+            Algorithm::Argon2id,
+            Version::V0x13,
+            password,
+            salt_bytes,
+            out,
+        )
+        .map_err(|_| argon2::password_hash::Error::Crypto)
     })
-    .await
-    .unwrap_or(false)
+    .map_err(|e| e.to_string())?;
+    let phc = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: ParamsString::try_from(&params).map_err(|e| e.to_string())?,
+        salt: Some(salt.as_salt()),
+        hash: Some(output),
+    };
+    Ok(phc.to_string())
+}
+
+fn verify_blocking(password: &[u8], phc: &str) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params), Some(salt), Some(expected)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+        parsed.salt,
+        parsed.hash,
+    ) else {
+        return false;
+    };
+    let version = parsed
+        .version
+        .map_or(Ok(Version::V0x13), Version::try_from)
+        .unwrap_or(Version::V0x13);
+    let mut salt_bytes = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_bytes) else {
+        return false;
+    };
+    let computed = Output::init_with(expected.len(), |out| {
+        argon2_into(params, algorithm, version, password, salt_bytes, out)
+            .map_err(|_| argon2::password_hash::Error::Crypto)
+    });
+    // `Output`'s equality is constant-time.
+    computed.is_ok_and(|computed| computed == expected)
+}
+
+/// Hashes through the hashing gate ([`hashing::run`]); returns a PHC string.
+pub async fn hash(password: SecretString) -> Result<String, HashError> {
+    hashing::run(move || {
+        hash_blocking(password.expose_secret().as_bytes()).map_err(HashError::Failed)
+    })
+    .await?
+}
+
+/// Verifies through the hashing gate; `Ok(false)` for a wrong password or a
+/// malformed hash, `Err(Busy)` when no slot was free in time.
+pub async fn verify(password: SecretString, phc: String) -> Result<bool, HashError> {
+    hashing::run(move || verify_blocking(password.expose_secret().as_bytes(), &phc)).await
 }
 
 /// A hash of a random password, verified against when an account does not
 /// exist, so a login for an unknown address costs as long as a real one.
-pub async fn dummy_hash() -> String {
+/// Computed once; a failure (the gate was busy) is not remembered.
+pub async fn dummy_hash() -> Result<String, HashError> {
     static DUMMY: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
     DUMMY
-        .get_or_init(|| async {
-            hash(SecretString::from(super::random_token(16)))
-                .await
-                .unwrap_or_default()
-        })
+        .get_or_try_init(|| hash(SecretString::from(super::random_token(16))))
         .await
-        .clone()
+        .cloned()
 }
 
 #[cfg(test)]
@@ -125,15 +203,38 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn hashes_verify_and_are_salted() -> Result<(), String> {
+    async fn hashes_verify_and_are_salted() -> Result<(), HashError> {
         let a = hash(SecretString::from("correct horse battery")).await?;
         let b = hash(SecretString::from("correct horse battery")).await?;
         assert!(a.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"));
         assert_ne!(a, b);
-        assert!(verify(SecretString::from("correct horse battery"), a.clone()).await);
-        assert!(!verify(SecretString::from("wrong horse battery"), a).await);
-        assert!(!verify(SecretString::from("x"), "not a hash".to_owned()).await);
+        assert!(verify(SecretString::from("correct horse battery"), a.clone()).await?);
+        assert!(!verify(SecretString::from("wrong horse battery"), a).await?);
+        assert!(!verify(SecretString::from("x"), "not a hash".to_owned()).await?);
+        assert!(dummy_hash().await?.starts_with("$argon2id$"));
         Ok(())
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate_both_ways() {
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let ours = hash_blocking(b"correct horse battery").unwrap_or_default();
+        let parsed = PasswordHash::new(&ours);
+        assert!(parsed.is_ok_and(|p| {
+            Argon2::default()
+                .verify_password(b"correct horse battery", &p)
+                .is_ok()
+        }));
+        let salt = SaltString::generate(&mut OsRng);
+        let theirs = Argon2::new(Algorithm::Argon2id, Version::V0x13, params())
+            .hash_password(b"correct horse battery", &salt)
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        assert!(verify_blocking(b"correct horse battery", &theirs));
+        assert!(!verify_blocking(b"correct horse batterx", &theirs));
+        // A stored hash asking for more memory than ours is refused, not run.
+        let greedy = theirs.replace("m=19456", "m=4000000");
+        assert!(!verify_blocking(b"correct horse battery", &greedy));
     }
 
     #[test]

@@ -56,3 +56,32 @@ pub async fn check(
 pub async fn reset(conn: &mut ConnectionManager, key: &str) -> Result<(), redis::RedisError> {
     redis::cmd("DEL").arg(key).query_async(conn).await
 }
+
+/// Counts one event for `key` and returns how many fell within `window`
+/// (the window starts with the first).
+pub async fn count(
+    conn: &mut ConnectionManager,
+    key: &str,
+    window: Duration,
+) -> Result<u32, redis::RedisError> {
+    let (count,): (u32,) = redis::pipe()
+        .atomic()
+        .incr(key, 1)
+        .expire(key, i64::try_from(window.as_secs()).unwrap_or(i64::MAX))
+        .arg("NX")
+        .ignore()
+        .query_async(conn)
+        .await?;
+    Ok(count)
+}
+
+/// How many events `key` holds now, and how long until they expire.
+pub async fn current(
+    conn: &mut ConnectionManager,
+    key: &str,
+) -> Result<(u32, Duration), redis::RedisError> {
+    let (count, ttl): (Option<u32>, i64) =
+        redis::pipe().get(key).ttl(key).query_async(conn).await?;
+    let ttl = Duration::from_secs(u64::try_from(ttl.max(1)).unwrap_or(1));
+    Ok((count.unwrap_or(0), ttl))
+}

@@ -64,6 +64,15 @@ pub enum SubdomainError {
     Characters,
     #[error("must start and end with a letter or a digit")]
     Edge,
+    /// `xn--...` is punycode for an internationalised name, and IDNA
+    /// reserves every other `??--` label for future encodings. Browsers show
+    /// `xn--` names in Unicode, so a customer could register a look-alike of
+    /// another tenant's (or the platform's) name.
+    #[error(
+        "must not have hyphens in the third and fourth places (such as xn--...): \
+         those names are reserved for internationalised domain names"
+    )]
+    IdnaReserved,
     #[error("is reserved")]
     Reserved,
 }
@@ -82,6 +91,9 @@ impl Subdomain {
         }
         if raw.starts_with('-') || raw.ends_with('-') {
             return Err(SubdomainError::Edge);
+        }
+        if raw.get(2..4) == Some("--") {
+            return Err(SubdomainError::IdnaReserved);
         }
         if RESERVED.contains(&raw) {
             return Err(SubdomainError::Reserved);
@@ -145,6 +157,15 @@ mod tests {
         assert_eq!(Subdomain::parse("ac.me"), Err(SubdomainError::Characters));
         assert_eq!(Subdomain::parse("-acme"), Err(SubdomainError::Edge));
         assert_eq!(Subdomain::parse("acme-"), Err(SubdomainError::Edge));
+        for name in ["xn--pple-43d", "xn--80ak6aa92e", "ab--cd", "a1--b", "xn--a"] {
+            assert_eq!(
+                Subdomain::parse(name),
+                Err(SubdomainError::IdnaReserved),
+                "{name}"
+            );
+        }
+        assert!(Subdomain::parse("a--b").is_ok());
+        assert!(Subdomain::parse("abc--d").is_ok());
         for name in ["admin", "portal", "www", "api", "mail", "static"] {
             assert_eq!(
                 Subdomain::parse(name),
@@ -192,6 +213,7 @@ mod tests {
         fn accepted_names_are_dns_labels_and_safe_identifiers(raw in "\\PC{0,70}") {
             if let Ok(sub) = Subdomain::parse(&raw) {
                 prop_assert!(is_dns_label(sub.as_str()));
+                prop_assert!(sub.as_str().get(2..4) != Some("--"));
                 prop_assert_eq!(sub.as_str().to_ascii_lowercase(), sub.as_str());
                 prop_assert!(is_safe_pg_identifier(&sub.database_name()));
             }
@@ -206,7 +228,10 @@ mod tests {
                     prop_assert!(is_safe_pg_identifier(&sub.database_name()));
                 }
                 Err(_) => prop_assert!(
-                    !is_dns_label(&raw) || raw.len() < MIN_LEN || RESERVED.contains(&raw.as_str())
+                    !is_dns_label(&raw)
+                        || raw.len() < MIN_LEN
+                        || RESERVED.contains(&raw.as_str())
+                        || raw.get(2..4) == Some("--")
                 ),
             }
         }

@@ -8,8 +8,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use saas_core::audit;
-use saas_core::auth::password;
-use saas_core::auth::throttle;
+use saas_core::auth::{password, signin};
 use saas_core::customers::{self, SignUp, TokenPurpose};
 use saas_core::outbox::NewEmail;
 use secrecy::SecretString;
@@ -17,8 +16,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::auth::{
-    CSRF_COOKIE, ClientIp, SESSION_COOKIE, Web, anonymous_csrf, check_anonymous_csrf, safe_next,
-    set_cookie, with_cookie,
+    CSRF_COOKIE, ClientIp, SESSION_COOKIE, Web, anonymous_csrf, check_anonymous_csrf, own_cookie,
+    safe_next, set_cookie, with_cookie,
 };
 use crate::error::{AppError, PageError};
 use crate::extract::{Form, Query};
@@ -27,7 +26,8 @@ use crate::views::{ForgotPage, FormError, LoginPage, MessagePage, ResetPage, Sig
 
 const VERIFY_TTL: Duration = Duration::from_secs(48 * 3600);
 const RESET_TTL: Duration = Duration::from_secs(3600);
-const WINDOW: Duration = Duration::from_secs(15 * 60);
+/// Password-reset submissions allowed per address and per link.
+const RESET_WINDOW: Duration = Duration::from_secs(3600);
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -48,7 +48,7 @@ fn anonymous_page(
     state: &AppState,
     page: impl FnOnce(String) -> Response,
 ) -> Response {
-    let (token, fresh) = anonymous_csrf(headers);
+    let (token, fresh) = anonymous_csrf(state, headers);
     let response = page(token.clone());
     if fresh {
         with_cookie(response, &set_cookie(state, CSRF_COOKIE, &token, None))
@@ -109,7 +109,7 @@ async fn signup(
     headers: HeaderMap,
     Form(form): Form<SignupForm>,
 ) -> Result<Response, PageError> {
-    check_anonymous_csrf(&headers, &form.csrf_token)?;
+    check_anonymous_csrf(&state, &headers, &form.csrf_token)?;
     let ip_key = ip.map(|i| i.to_string()).unwrap_or_default();
     state
         .throttle("signup", &ip_key, 20, Duration::from_secs(3600))
@@ -128,7 +128,7 @@ async fn signup(
     };
     let hash = password::hash(SecretString::from(form.password))
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+        .map_err(AppError::from)?;
     let base = state.public_base(&headers);
     let mut tx = state.db.begin().await.map_err(AppError::from)?;
     let outcome = customers::sign_up(&mut tx, &email, &company, &hash)
@@ -334,23 +334,48 @@ async fn login(
     headers: HeaderMap,
     Form(form): Form<LoginForm>,
 ) -> Result<Response, PageError> {
-    check_anonymous_csrf(&headers, &form.csrf_token)?;
+    check_anonymous_csrf(&state, &headers, &form.csrf_token)?;
     let email = form.email.trim().to_lowercase();
-    let ip_key = ip.map(|i| i.to_string()).unwrap_or_default();
-    state.throttle("login-ip", &ip_key, 50, WINDOW).await?;
-    state.throttle("login-email", &email, 10, WINDOW).await?;
+    let mut conn = state.redis().await?;
+    let delay = state
+        .sign_in
+        .admit(&mut conn, &email, ip)
+        .await
+        .map_err(AppError::from)?
+        .map_err(|t| AppError::Throttled(t.retry_after))?;
+    // An account under attack: every attempt on it waits, the owner's too.
+    tokio::time::sleep(delay).await;
     let credentials = customers::credentials(&state.db, &email)
         .await
         .map_err(AppError::from)?;
     let secret = SecretString::from(form.password.clone());
-    let customer = match credentials {
-        Some((customer, hash)) => password::verify(secret, hash).await.then_some(customer),
+    let (customer, owner) = match credentials {
+        Some((customer, hash)) => {
+            let owner = (!customer.disabled).then(|| (customer.id, customer.email.clone()));
+            let right = password::verify(secret, hash)
+                .await
+                .map_err(AppError::from)?;
+            (right.then_some(customer), owner)
+        }
         None => {
-            password::verify(secret, password::dummy_hash().await).await;
-            None
+            let dummy = password::dummy_hash().await.map_err(AppError::from)?;
+            password::verify(secret, dummy)
+                .await
+                .map_err(AppError::from)?;
+            (None, None)
         }
     };
     let Some(customer) = customer.filter(|c| !c.disabled) else {
+        let failure = state
+            .sign_in
+            .failed(&mut conn, &email)
+            .await
+            .map_err(AppError::from)?;
+        if failure.tell_owner
+            && let Some(owner) = owner
+        {
+            tell_owner_of_attack(&state, &headers, owner, failure.failures, ip).await?;
+        }
         let page = LoginPage {
             csrf: form.csrf_token.clone(),
             email: form.email.clone(),
@@ -360,15 +385,19 @@ async fn login(
         };
         return Ok((StatusCode::UNAUTHORIZED, render(&page)).into_response());
     };
-    let mut conn = state.redis().await?;
-    let key = format!(
-        "{}portal:throttle:login-email:{}",
-        state.redis.prefix(),
-        saas_core::auth::sha256_hex(&email)
-    );
-    throttle::reset(&mut conn, &key)
+    state
+        .sign_in
+        .succeeded(&mut conn, &email, ip)
         .await
         .map_err(AppError::from)?;
+    // Signing in again in this browser ends the session it replaces.
+    if let Some(replaced) = own_cookie(&state, &headers, SESSION_COOKIE) {
+        state
+            .sessions
+            .destroy(&mut conn, &replaced)
+            .await
+            .map_err(AppError::from)?;
+    }
     let (token, mut session) = state
         .sessions
         .create(&mut conn, customer.id, true)
@@ -386,12 +415,71 @@ async fn login(
             .await
             .map_err(AppError::from)?;
     }
+    let mut tx = state.db.begin().await.map_err(AppError::from)?;
+    audit::record(
+        &mut tx,
+        &audit::Entry {
+            actor: &format!("customer:{}", customer.email),
+            action: "customer.sign_in",
+            target: Some(format!("customer:{}", customer.id)),
+            address: ip,
+            details: json!({}),
+        },
+    )
+    .await
+    .map_err(AppError::from)?;
+    tx.commit().await.map_err(AppError::from)?;
     let redirect = Redirect::to(&safe_next(form.next.as_deref())).into_response();
     let max_age = state.settings.session_absolute.as_secs();
     Ok(with_cookie(
         redirect,
         &set_cookie(&state, SESSION_COOKIE, &token, Some(max_age)),
     ))
+}
+
+/// Mails the owner of an account that is collecting failed sign-ins (once
+/// per throttle window), and records it in the audit log. The mail goes
+/// out in the background: the attacker's request does not wait for SMTP.
+async fn tell_owner_of_attack(
+    state: &AppState,
+    headers: &HeaderMap,
+    (owner_id, owner): (uuid::Uuid, String),
+    failures: u32,
+    ip: Option<std::net::IpAddr>,
+) -> Result<(), AppError> {
+    let reset = format!("{}/password/forgot", state.public_base(headers));
+    let (subject, body) = signin::attack_notice(
+        "portal",
+        failures,
+        state.sign_in.limits.window,
+        Some(&reset),
+    );
+    let mut tx = state.db.begin().await?;
+    audit::record(
+        &mut tx,
+        &audit::Entry {
+            actor: "system:portal",
+            action: "customer.sign_in_attacked",
+            target: Some(format!("customer:{owner_id}")),
+            address: ip,
+            details: json!({ "failures": failures }),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    let state = state.clone();
+    tokio::spawn(async move {
+        let email = NewEmail {
+            to: &owner,
+            subject: &subject,
+            body_text: &body,
+            purpose: "sign_in_attack",
+        };
+        if let Err(err) = state.mailer.send(&state.db, &email).await {
+            tracing::warn!(error = %err, "the sign-in attack notice could not be stored or sent");
+        }
+    });
+    Ok(())
 }
 
 async fn logout(
@@ -434,7 +522,7 @@ async fn forgot(
     headers: HeaderMap,
     Form(form): Form<ForgotForm>,
 ) -> Result<Response, PageError> {
-    check_anonymous_csrf(&headers, &form.csrf_token)?;
+    check_anonymous_csrf(&state, &headers, &form.csrf_token)?;
     let Some(email) = customers::normalize_email(&form.email) else {
         let page = ForgotPage {
             csrf: form.csrf_token.clone(),
@@ -538,7 +626,22 @@ async fn reset(
     headers: HeaderMap,
     Form(form): Form<ResetForm>,
 ) -> Result<Response, PageError> {
-    check_anonymous_csrf(&headers, &form.csrf_token)?;
+    check_anonymous_csrf(&state, &headers, &form.csrf_token)?;
+    let ip_key = ip.map(|i| i.to_string()).unwrap_or_default();
+    state
+        .throttle("reset-ip", &ip_key, 20, RESET_WINDOW)
+        .await?;
+    state
+        .throttle("reset-token", &form.token, 5, RESET_WINDOW)
+        .await?;
+    // The link first: a bogus or spent token costs one indexed lookup,
+    // never a password hash.
+    if !customers::token_is_live(&state.db, TokenPurpose::ResetPassword, &form.token)
+        .await
+        .map_err(AppError::from)?
+    {
+        return Ok(dead_link());
+    }
     if let Err(e) = password::check_policy(&form.password) {
         let err = AppError::invalid("password", format!("password {e}"));
         let page = ResetPage {
@@ -550,7 +653,7 @@ async fn reset(
     }
     let hash = password::hash(SecretString::from(form.password))
         .await
-        .map_err(|e| AppError::Internal(anyhow::anyhow!(e)))?;
+        .map_err(AppError::from)?;
     let mut tx = state.db.begin().await.map_err(AppError::from)?;
     let Some(customer_id) =
         customers::consume_token(&mut tx, TokenPurpose::ResetPassword, &form.token)

@@ -50,7 +50,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         )
         .route(
             "/api/v1/instances/{id}/backups/upload",
-            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.settings.upload_timeout,
+                    saas_core::edge::timeout::extend,
+                )),
         )
         .route("/api/v1/backups/{id}", get(show_backup))
         .route("/api/v1/backups/{id}/download", get(download))

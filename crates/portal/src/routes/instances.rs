@@ -31,7 +31,12 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/instances/{id}/backups", post(backup_now))
         .route(
             "/instances/{id}/upload",
-            post(upload).layer(DefaultBodyLimit::max(upload_limit)),
+            post(upload)
+                .layer(DefaultBodyLimit::max(upload_limit))
+                .layer(axum::middleware::from_fn_with_state(
+                    state.settings.upload_timeout,
+                    saas_core::edge::timeout::extend,
+                )),
         )
         .route("/instances/{id}/plan", post(change_plan))
         .route("/instances/{id}/admin-password", post(reset_admin_password))

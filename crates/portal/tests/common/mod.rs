@@ -131,6 +131,29 @@ impl TestApp {
         format!("{}{path}", self.base)
     }
 
+    /// A browser-like client whose connections come from `ip` (any of
+    /// 127.0.0.0/8 on Linux), to play several clients' addresses.
+    pub fn client_from(ip: &str) -> anyhow::Result<reqwest::Client> {
+        Ok(reqwest::Client::builder()
+            .cookie_store(true)
+            .redirect(Policy::none())
+            .local_address(ip.parse::<std::net::IpAddr>()?)
+            .build()?)
+    }
+
+    /// The browser-like client as a signed-in customer (`email` has an
+    /// account with [`PASSWORD`]), connecting from `ip`.
+    pub async fn customer_from(&self, email: &str, ip: &str) -> anyhow::Result<Customer> {
+        let mut customer = Customer {
+            client: Self::client_from(ip)?,
+            base: self.base.clone(),
+            email: email.to_owned(),
+            csrf: String::new(),
+        };
+        customer.login(PASSWORD).await?;
+        Ok(customer)
+    }
+
     /// A browser-like client: keeps cookies, does not follow redirects.
     pub fn client() -> anyhow::Result<reqwest::Client> {
         Ok(reqwest::Client::builder()
@@ -216,6 +239,16 @@ impl Customer {
     }
 
     pub async fn login(&mut self, password: &str) -> anyhow::Result<()> {
+        let response = self.try_login(password).await?;
+        ensure!(response.status() == 303, "login: {}", response.status());
+        let page = self.client.get(self.url("/instances")).send().await?;
+        ensure!(page.status() == 200, "instances: {}", page.status());
+        self.csrf = csrf_in(&page.text().await?)?;
+        Ok(())
+    }
+
+    /// One sign-in attempt through the form, as a browser makes it.
+    pub async fn try_login(&self, password: &str) -> anyhow::Result<reqwest::Response> {
         let page = self
             .client
             .get(self.url("/login"))
@@ -224,7 +257,7 @@ impl Customer {
             .text()
             .await?;
         let csrf = csrf_in(&page)?;
-        let response = self
+        Ok(self
             .client
             .post(self.url("/login"))
             .form(&[
@@ -233,12 +266,7 @@ impl Customer {
                 ("password", password),
             ])
             .send()
-            .await?;
-        ensure!(response.status() == 303, "login: {}", response.status());
-        let page = self.client.get(self.url("/instances")).send().await?;
-        ensure!(page.status() == 200, "instances: {}", page.status());
-        self.csrf = csrf_in(&page.text().await?)?;
-        Ok(())
+            .await?)
     }
 
     /// A form POST with the session's CSRF token.

@@ -17,8 +17,8 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::error_chain::Chain;
 use crate::edge::HttpLimits;
+use crate::error_chain::Chain;
 use crate::readiness::Components;
 use crate::startup::StartupError;
 use crate::telemetry::{HttpMetrics, Metrics, track_http};

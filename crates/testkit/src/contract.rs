@@ -156,6 +156,7 @@ pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()>
             Some(password_url.replace("postgres://", "mysql://")),
         ),
         ("SECRET_KEY", Some("short".to_owned())),
+        ("PUBLIC_PORT", Some("99999".to_owned())),
     ];
     for (var, value) in cases {
         let mut env = valid.clone();

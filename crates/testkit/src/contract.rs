@@ -162,6 +162,7 @@ pub async fn bad_config_exits_2(bin: &Binary, db: &TestDb) -> anyhow::Result<()>
         ("HTTP_MAX_CONNECTIONS", Some("100000000".to_owned())),
         ("HTTP_HEADER_TIMEOUT_SECS", Some("0".to_owned())),
         ("TRUSTED_PROXIES", Some("nginx".to_owned())),
+        ("PUBLIC_PORT", Some("99999".to_owned())),
     ];
     for (var, value) in cases {
         let mut env = valid.clone();

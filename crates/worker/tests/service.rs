@@ -53,3 +53,30 @@ async fn an_unusable_backup_store_exits_naming_the_cause() -> anyhow::Result<()>
     );
     Ok(())
 }
+
+/// A malformed ODOO_TEMPLATES (the plans the worker offers come from it)
+/// stops the worker at once, naming it, like every other variable.
+#[tokio::test]
+async fn malformed_odoo_templates_exit_2_naming_the_variable() -> anyhow::Result<()> {
+    let db = database().await?;
+    let bin = binary();
+    for bad in [
+        "basic",
+        "Basic:base",
+        "basic:base,,web",
+        "basic:base basic:web",
+    ] {
+        let mut env = bin.env(&db, saas_testkit::free_port()?);
+        env.insert("ODOO_TEMPLATES".to_owned(), bad.to_owned());
+        let mut process = saas_testkit::ServiceProcess::spawn(&bin.path, &[], &env)?;
+        let status = process.wait(std::time::Duration::from_secs(10)).await?;
+        let log = process.log();
+        anyhow::ensure!(status.code() == Some(2), "{bad:?}: {status}: {log}");
+        anyhow::ensure!(
+            log.trim()
+                .starts_with("config error: ODOO_TEMPLATES: expected"),
+            "{bad:?}: {log}"
+        );
+    }
+    Ok(())
+}

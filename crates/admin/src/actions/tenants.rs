@@ -155,7 +155,7 @@ pub async fn request(
 }
 
 /// What creating a tenant takes from an operator.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewTenantBody {
     /// Customer id or email.
@@ -165,6 +165,20 @@ pub struct NewTenantBody {
     pub subdomain: String,
     /// The Odoo admin's first password; generated (and returned once) when absent.
     pub admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for NewTenantBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewTenantBody")
+            .field("customer", &self.customer)
+            .field("plan", &self.plan)
+            .field("subdomain", &self.subdomain)
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "[REDACTED]"),
+            )
+            .finish()
+    }
 }
 
 impl NewTenantBody {
@@ -274,4 +288,24 @@ pub async fn create(
         operation,
         generated_password: generated,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_password_never_shows_in_debug_output() {
+        let body = NewTenantBody {
+            customer: "c@example.com".into(),
+            plan: "basic".into(),
+            subdomain: "acme".into(),
+            admin_password: Some("hunter2-hunter2".into()),
+        };
+        let shown = format!("{body:?}");
+        assert!(
+            !shown.contains("hunter2") && shown.contains("[REDACTED]"),
+            "{shown}"
+        );
+    }
 }

@@ -87,3 +87,51 @@ fn timed_out() -> Response {
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::Router;
+    use axum::body::Body;
+    use axum::routing::get;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    async fn slow() -> &'static str {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        "done"
+    }
+
+    fn app() -> Router {
+        Router::new()
+            .route("/slow", get(slow))
+            .route(
+                "/upload",
+                get(slow).layer(axum::middleware::from_fn_with_state(
+                    Duration::from_secs(5),
+                    extend,
+                )),
+            )
+            .layer(axum::middleware::from_fn_with_state(
+                Duration::from_millis(100),
+                enforce,
+            ))
+    }
+
+    async fn status(path: &str) -> StatusCode {
+        let request = axum::http::Request::get(path).body(Body::empty());
+        match request {
+            Ok(request) => match app().oneshot(request).await {
+                Ok(response) => response.status(),
+                Err(never) => match never {},
+            },
+            Err(_) => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    #[tokio::test]
+    async fn slow_requests_time_out_unless_their_route_extends_the_deadline() {
+        assert_eq!(status("/slow").await, StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(status("/upload").await, StatusCode::OK);
+    }
+}

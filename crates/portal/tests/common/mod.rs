@@ -196,6 +196,18 @@ impl TestApp {
     }
 }
 
+/// The `name=value` of the `Set-Cookie` for a cookie named `name`, and the
+/// whole header.
+pub fn set_cookie(response: &reqwest::Response, name: &str) -> Option<(String, String)> {
+    response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| (v.split(';').next().unwrap_or("").to_owned(), v.to_owned()))
+}
+
 /// The value of the first `csrf_token` hidden field in a page.
 pub fn csrf_in(html: &str) -> anyhow::Result<String> {
     let marker = "name=\"csrf_token\" value=\"";

@@ -365,7 +365,7 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
          {scale_rows}\n\
          Odoo's share stays bounded by its processes, (4 + 1) x 8 + 16 = 56, whatever the tenant\n\
          count (README, Operations: PostgreSQL connections); with Odoo's default `db_maxconn` 64 it\n\
-         grew with every tenant served until PostgreSQL's 100 were gone at about 22 tenants (as
+         grew with every tenant served until PostgreSQL's 100 were gone at about 22 tenants (as\n\
          issue 12 measured; not re-measured here).\n",
         summary(&mut raw),
         summary(&mut duplicate),

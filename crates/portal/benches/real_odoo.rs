@@ -240,7 +240,16 @@ async fn create_and_wait(customer: &common::Customer, subdomain: &str) -> anyhow
     })
 }
 
+/// `/proc/loadavg`'s 1-minute figure: how quiet the machine was.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
+}
+
 async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
+    let load_before = load_average();
     let options = common::Options {
         template: real.template.clone(),
         extra_env: vec![("BASE_DOMAIN".into(), "localhost".into())],
@@ -332,7 +341,8 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
          on loopback, template `tpl_{template}` built by `odoo/build-templates.sh` (its {bundles_n}\n\
          asset bundles, {bundle_mb:.1} MB, come with the template). The real portal and worker\n\
          binaries (release build) run against Odoo's cluster; PostgreSQL 15, `max_connections`\n\
-         {limit_note}. Machine: 2 cores, idle but for this run.\n\
+         {limit_note}. Machine: 2 cores shared with other builds (1-minute load average {load_before}\n\
+         at the start, {load_after} at the end).\n\
          `cargo bench -p portal --bench real_odoo` with the `ODOO_TEST_*` variables set.\n\n\
          {RUNS} instances one after another. *create to active*: `POST /api/v1/instances` until the API\n\
          reports `active` (clone, filestore copy, configuration, probe warming every Odoo worker).\n\
@@ -351,11 +361,12 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
          Connections once that many tenants exist and each had its first visit (tenants created\n\
          through the portal, 4 at a time, each visited once; counted from `pg_stat_activity` right\n\
          after the last visit; *platform*: the portal's and worker's pools and the data plane):\n\n\
-         | tenants | Odoo | platform | other | in use | took |\n|---|---|---|---|---|---|\n\
+         | tenants | Odoo | platform | other | in use | time to create and visit the tenants since the previous row |\n|---|---|---|---|---|---|\n\
          {scale_rows}\n\
          Odoo's share stays bounded by its processes, (4 + 1) x 8 + 16 = 56, whatever the tenant\n\
          count (README, Operations: PostgreSQL connections); with Odoo's default `db_maxconn` 64 it\n\
-         grew with every tenant served until PostgreSQL's 100 were gone at about 22 tenants.\n",
+         grew with every tenant served until PostgreSQL's 100 were gone at about 22 tenants (as\n\
+         issue 12 measured; not re-measured here).\n",
         summary(&mut raw),
         summary(&mut duplicate),
         summary(&mut request),
@@ -366,6 +377,7 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
         bundles_n = bundles.0,
         bundle_mb = bundles.1 as f64 / 1e6,
         limit_note = real.connections().await?.3,
+        load_after = load_average(),
     ))
 }
 

@@ -139,7 +139,15 @@ SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE datnam
 ALTER DATABASE :"name" RENAME TO :"building";
 ALTER DATABASE :"building" WITH IS_TEMPLATE false ALLOW_CONNECTIONS true;
 SQL
+        # Odoo serves the files of database x from filestore/x.
+        if [[ -d "${filestore_root}/${template}" ]]; then
+            rm -rf "${filestore_root:?}/${building}"
+            mv "${filestore_root}/${template}" "${filestore_root}/${building}"
+        fi
         warm_assets "$building"
+        if [[ -d "${filestore_root}/${building}" ]]; then
+            mv "${filestore_root}/${building}" "${filestore_root}/${template}"
+        fi
         seal "$building" "$template"
         echo "build-templates: $template sealed"
         continue

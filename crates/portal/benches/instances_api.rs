@@ -84,25 +84,5 @@ async fn run() -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    // `cargo test --benches` / nextest list benches with --list or --bench: only run for real.
-    if std::env::args().any(|a| a == "--list") {
-        return std::process::ExitCode::SUCCESS;
-    }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(err) => {
-            eprintln!("runtime: {err}");
-            return std::process::ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run()) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(err) => {
-            eprintln!("benchmark failed: {err:#}");
-            std::process::ExitCode::FAILURE
-        }
-    }
+    saas_testkit::bench::main(run)
 }

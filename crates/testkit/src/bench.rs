@@ -282,3 +282,32 @@ pub async fn compare_with_floor(
         busy_processes,
     })
 }
+
+/// The `main` of a bench program: runs `bench` on a multi-threaded runtime
+/// and reports its error; does nothing when the harness only lists benches
+/// (`cargo test --benches` and nextest pass `--list`).
+pub fn main<F>(bench: impl FnOnce() -> F) -> std::process::ExitCode
+where
+    F: std::future::Future<Output = anyhow::Result<()>>,
+{
+    if std::env::args().any(|a| a == "--list") {
+        return std::process::ExitCode::SUCCESS;
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(bench()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("benchmark failed: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -151,3 +151,81 @@ async fn a_tenant_lock_stays_with_its_session_until_released_or_closed() -> anyh
     }
     anyhow::bail!("the closed session's lock was never released")
 }
+
+#[tokio::test]
+async fn postgres_computes_the_same_tenant_lock_key_as_rust() -> anyhow::Result<()> {
+    let (_db, pool, _tenant) = world().await?;
+    let mut ids: Vec<Uuid> = (0..200).map(|_| Uuid::new_v4()).collect();
+    ids.push(Uuid::nil());
+    ids.push(Uuid::max());
+    ids.push(Uuid::from_u128(0x8000_0000_0000_0000_0000_0000_0000_0001));
+    let sql = format!(
+        "SELECT {} FROM unnest($1::uuid[]) AS t(id)",
+        lease::TENANT_LOCK_KEY_SQL.replace("$tenant", "t.id")
+    );
+    let keys: Vec<i64> = sqlx::query_scalar(&sql).bind(&ids).fetch_all(&pool).await?;
+    let expected: Vec<i64> = ids.iter().map(|id| lease::tenant_lock_key(*id)).collect();
+    assert_eq!(keys, expected);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_claim_can_take_the_tenant_lock_in_the_same_statement() -> anyhow::Result<()> {
+    let (db, pool, tenant) = world().await?;
+    let request = |kind| {
+        let pool = pool.clone();
+        async move {
+            anyhow::Ok(
+                saas_core::ops::request_change(
+                    &pool,
+                    None,
+                    tenant,
+                    kind,
+                    serde_json::json!({}),
+                    &Actor::system("test"),
+                )
+                .await?
+                .operation
+                .id,
+            )
+        }
+    };
+    let backup = request(OperationKind::Backup).await?;
+    let usage = request(OperationKind::CollectUsage).await?;
+
+    // A stalled attempt's session still holds the tenant: the claim
+    // succeeds, the lock does not come with it.
+    let mut stalled = PgConnection::connect(&db.url).await?;
+    assert!(lease::try_lock_tenant(&mut stalled, tenant).await?);
+    let mut conn = PgConnection::connect(&db.url).await?;
+    let token = Uuid::new_v4();
+    let (claim, locked) = store::claim_on(&mut conn, backup, "w-1", token, true).await?;
+    assert!(matches!(claim, Claim::Claimed(_)), "{claim:?}");
+    assert!(!locked);
+    assert!(lease::release(&pool, backup, token, Duration::ZERO).await?);
+
+    // Once it is gone, claim and lock arrive together, on that session.
+    assert!(lease::unlock_tenant(&mut stalled, tenant).await?);
+    let token = Uuid::new_v4();
+    let (claim, locked) = store::claim_on(&mut conn, backup, "w-1", token, true).await?;
+    assert!(matches!(claim, Claim::Claimed(_)), "{claim:?}");
+    assert!(locked);
+    assert!(!lease::try_lock_tenant(&mut stalled, tenant).await?);
+
+    // The tenant's next operation waits for this one and is named by the
+    // success that ends it; a stranger's token records nothing.
+    let (claim, locked) = store::claim_on(&mut conn, usage, "w-1", Uuid::new_v4(), true).await?;
+    assert!(matches!(claim, Claim::TenantBusy), "{claim:?}");
+    assert!(!locked);
+    assert_eq!(
+        store::succeed_then_next(&pool, backup, Uuid::new_v4()).await?,
+        None
+    );
+    assert_eq!(
+        store::succeed_then_next(&pool, backup, token).await?,
+        Some(Some(usage))
+    );
+    assert!(lease::unlock_tenant(&mut conn, tenant).await?);
+    assert!(lease::try_lock_tenant(&mut stalled, tenant).await?);
+    Ok(())
+}

@@ -198,7 +198,10 @@ async fn main() -> anyhow::Result<()> {
 
     let redis = redis::Client::open(saas_testkit::redis_url())?;
     let queue = Arc::new(OpsQueue::connect(&redis, &prefix).await?);
-    let producers = 8;
+    let producers: usize = std::env::var("BENCH_PRODUCERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(8);
     let started = Instant::now();
     let idle = burst(
         &pool,

@@ -82,6 +82,12 @@ pub async fn maintain<H: Handlers>(engine: Arc<Engine<H>>) {
                     metrics: engine.metrics.clone(),
                 };
                 engine.handlers.maintain(context).await;
+                match engine.queue.vacuum().await {
+                    Ok(removed) => tracing::debug!(removed, "finished jobs removed from Redis"),
+                    Err(err) => {
+                        tracing::warn!(error = %Chain(&err), "removing finished jobs from Redis failed")
+                    }
+                }
                 match engine.queue.reap_consumer_metadata().await {
                     Ok(0) => {}
                     Ok(reaped) => {

@@ -18,6 +18,14 @@ use crate::metrics::WorkerMetrics;
 use crate::tenant_lock::{LockState, TenantLock, TenantLocks};
 use saas_core::error_chain::Chain;
 
+/// What recording an outcome learnt of the tenant's next due operation.
+pub(crate) enum Next {
+    /// Answered with the outcome: this one, or none.
+    Known(Option<Uuid>),
+    /// Not asked.
+    Unknown,
+}
+
 /// How long an attempt waits for its tenant's lock (held by an earlier
 /// attempt that has not stopped yet) before it goes back to the queue.
 const TENANT_LOCK_WAIT: Duration = Duration::from_secs(20);
@@ -125,8 +133,8 @@ impl<H: Handlers> Engine<H> {
     #[tracing::instrument(skip_all, fields(operation = %id, worker = %self.name))]
     pub async fn process(&self, id: Uuid) -> Result<(), EngineError> {
         let token = Uuid::new_v4();
-        let claim = match store::claim(&self.pool, id, &self.name, token).await {
-            Ok(claim) => claim,
+        let (claim, lock) = match self.locks.claim(id, &self.name, token).await {
+            Ok(claimed) => claimed,
             Err(err) => {
                 // Let the reconciler push it again once the database answers.
                 self.forget(id).await;
@@ -143,13 +151,17 @@ impl<H: Handlers> Engine<H> {
         };
         let lease = Lease::new(id, token, self.pool.clone());
         self.leases.insert(lease.clone());
-        let finished = self.attempt(&operation, &lease).await;
+        let finished = self.attempt(&operation, &lease, lock).await;
         self.leases.remove(id);
-        if !finished {
+        let Some(next) = finished else {
             self.forget(id).await;
             return Ok(());
-        }
-        if let Some(next) = store::next_for_tenant(&self.pool, operation.tenant_id).await?
+        };
+        let next = match next {
+            Next::Known(next) => next,
+            Next::Unknown => store::next_for_tenant(&self.pool, operation.tenant_id).await?,
+        };
+        if let Some(next) = next
             && let Err(err) = self.queue.push(next).await
         {
             tracing::warn!(error = %Chain(&err), "could not push the tenant's next operation; the reconciler will");
@@ -157,23 +169,33 @@ impl<H: Handlers> Engine<H> {
         Ok(())
     }
 
-    /// One claimed attempt, under the tenant's lock; false when it went
-    /// back to the queue without running.
-    async fn attempt(&self, operation: &Operation, lease: &Lease) -> bool {
+    /// One claimed attempt, under the tenant's lock (`lock` when the claim
+    /// brought it, else waited for); `None` when it went back to the queue
+    /// without running, else what the outcome said of the tenant's next
+    /// operation.
+    async fn attempt(
+        &self,
+        operation: &Operation,
+        lease: &Lease,
+        lock: Option<TenantLock>,
+    ) -> Option<Next> {
         let kind = operation.kind;
-        let lock = match self
-            .locks
-            .acquire(operation.tenant_id, lease, TENANT_LOCK_WAIT)
-            .await
-        {
-            Ok(Some(lock)) => lock,
-            outcome => {
-                if let Err(err) = outcome {
-                    tracing::warn!(error = %Chain(&err), "cannot take the tenant lock");
+        let lock = match lock {
+            Some(lock) => lock,
+            None => match self
+                .locks
+                .acquire(operation.tenant_id, lease, TENANT_LOCK_WAIT)
+                .await
+            {
+                Ok(Some(lock)) => lock,
+                outcome => {
+                    if let Err(err) = outcome {
+                        tracing::warn!(error = %Chain(&err), "cannot take the tenant lock");
+                    }
+                    self.release(operation, lease).await;
+                    return None;
                 }
-                self.release(operation, lease).await;
-                return false;
-            }
+            },
         };
         tracing::info!(%kind, attempt = operation.attempts, "operation started");
         let started = Instant::now();
@@ -184,9 +206,9 @@ impl<H: Handlers> Engine<H> {
             .observe(started.elapsed().as_secs_f64());
         // Recorded before the lock goes, so the tenant's next attempt finds
         // this one's outcome.
-        self.record_durably(operation, lease, result).await;
+        let next = self.record_durably(operation, lease, result).await;
         lock.release().await;
-        true
+        Some(next)
     }
 
     /// Runs the handler on a task of its own (a panic fails the attempt

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use saas_core::ops::{FailureOutcome, Operation, lease as leases, store};
 
-use crate::engine::{BUSY_TENANT_RETRY, Engine, EngineError};
+use crate::engine::{BUSY_TENANT_RETRY, Engine, EngineError, Next};
 use crate::handlers::{HandlerError, Handlers};
 use crate::lease::Lease;
 use saas_core::error_chain::Chain;
@@ -22,14 +22,14 @@ impl<H: Handlers> Engine<H> {
         operation: &Operation,
         lease: &Lease,
         result: Result<(), HandlerError>,
-    ) {
+    ) -> Next {
         lease.finishing();
         loop {
             match self.record(operation, lease, result.clone()).await {
-                Ok(()) => return,
+                Ok(next) => return next,
                 Err(err) if lease.is_lost() => {
                     tracing::warn!(error = %Chain(&err), "outcome not recorded and the lease is lost; the operation runs again");
-                    return;
+                    return Next::Unknown;
                 }
                 Err(err) => {
                     tracing::warn!(error = %Chain(&err), "recording the outcome failed; retrying");
@@ -44,21 +44,21 @@ impl<H: Handlers> Engine<H> {
         operation: &Operation,
         lease: &Lease,
         result: Result<(), HandlerError>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Next, EngineError> {
         let id = operation.id;
         let kind = operation.kind.as_str();
         match result {
-            Ok(()) => {
-                if store::succeed(&self.pool, id, lease.token()).await? {
+            Ok(()) => match store::succeed_then_next(&self.pool, id, lease.token()).await? {
+                Some(next) => {
                     self.count(kind, "succeeded");
                     tracing::info!(kind, "operation succeeded");
-                } else {
-                    tracing::warn!(
-                        kind,
-                        "operation finished after its lease was taken over; not recorded"
-                    );
+                    return Ok(Next::Known(next));
                 }
-            }
+                None => tracing::warn!(
+                    kind,
+                    "operation finished after its lease was taken over; not recorded"
+                ),
+            },
             Err(err) => {
                 let outcome = store::fail_attempt(
                     &self.pool,
@@ -91,7 +91,7 @@ impl<H: Handlers> Engine<H> {
                 }
             }
         }
-        Ok(())
+        Ok(Next::Unknown)
     }
 
     /// Puts an attempt that could not start back in the queue, uncounted.

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use saas_core::ops::lease;
+use saas_core::ops::{Claim, lease, store};
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, PgPool, Postgres};
@@ -37,22 +37,59 @@ pub enum LockState {
 
 impl TenantLocks {
     /// A lazily connected pool of `size` lock connections to the database
-    /// `main` connects to. A connection going back to it drops every lock
-    /// it still holds, so no lock outlives its attempt by accident.
+    /// `main` connects to. A connection goes back to it only once its lock
+    /// was released ([`TenantLock::release`]); one that may still hold a
+    /// lock is closed instead, which releases it.
+    ///
+    /// Claims run on these connections ([`store::claim_on`]), with
+    /// `synchronous_commit` off: a claim that a crash of PostgreSQL loses
+    /// only leaves its operation queued, to run again, while the crash ends
+    /// every session and so every lock its attempt held; the outcome an
+    /// attempt records later commits durably on the main pool, and with it
+    /// everything written before.
     pub fn new(main: &PgPool, size: u32) -> Self {
-        let options = main.connect_options().as_ref().clone();
+        let options = main
+            .connect_options()
+            .as_ref()
+            .clone()
+            .options([("synchronous_commit", "off")]);
         let pool = PgPoolOptions::new()
             .max_connections(size)
             .min_connections(0)
             .acquire_timeout(Duration::from_secs(5))
-            .after_release(|conn, _| {
-                Box::pin(async move {
-                    conn.execute("SELECT pg_advisory_unlock_all()").await?;
-                    Ok(true)
-                })
-            })
             .connect_lazy_with(options);
         Self { pool }
+    }
+
+    /// Claims operation `id` for `worker` under `token` on a lock
+    /// connection, taking its tenant's lock in the same statement: the
+    /// claim, and the lock when it came with it (another session holds it
+    /// otherwise).
+    pub async fn claim(
+        &self,
+        id: Uuid,
+        worker: &str,
+        token: Uuid,
+    ) -> Result<(Claim, Option<TenantLock>), sqlx::Error> {
+        let mut conn = self.pool.acquire().await?;
+        match store::claim_on(&mut conn, id, worker, token, true).await {
+            Ok((Claim::Claimed(operation), true)) => {
+                let tenant_id = operation.tenant_id;
+                Ok((
+                    Claim::Claimed(operation),
+                    Some(TenantLock {
+                        conn: Some(conn),
+                        tenant_id,
+                    }),
+                ))
+            }
+            Ok((claim, _)) => Ok((claim, None)),
+            Err(err) => {
+                // It may hold the lock: closing it releases it.
+                conn.close_on_drop();
+                Err(err)
+            }
+        }
     }
 
     /// Takes the lock of `tenant_id`, waiting up to `wait` for whoever holds

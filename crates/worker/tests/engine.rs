@@ -539,3 +539,68 @@ async fn a_taken_over_attempt_is_stopped_and_the_next_one_runs() -> anyhow::Resu
     ensure!(world.effects(op).await? == 1);
     Ok(())
 }
+
+/// Keys under `prefix` whose name matches `pattern` (a SCAN glob after the prefix).
+async fn redis_keys(prefix: &str, pattern: &str) -> anyhow::Result<Vec<String>> {
+    let client = redis::Client::open(saas_testkit::redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let mut keys = Vec::new();
+    let mut found: redis::AsyncIter<'_, String> =
+        redis::AsyncCommands::scan_match(&mut conn, format!("{prefix}{pattern}")).await?;
+    while let Some(key) = futures::StreamExt::next(&mut found).await {
+        keys.push(key?);
+    }
+    Ok(keys)
+}
+
+#[tokio::test]
+async fn finished_jobs_do_not_stay_in_redis() -> anyhow::Result<()> {
+    let world = World::new("vacuum").await?;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        let tenant = world.tenant(&format!("shop-{n:02}")).await?;
+        ids.push(
+            world
+                .request(tenant, OperationKind::Backup, json!({}))
+                .await?,
+        );
+    }
+    let worker = world.worker(&[]).await?;
+    let done = world.settle(&ids, Duration::from_secs(60)).await?;
+    ensure!(
+        done.iter()
+            .all(|op| op.state == ops::OperationState::Succeeded)
+    );
+    // apalis acknowledges after the row is final: wait for its bookkeeping.
+    let queue = world.queue.queue_name();
+    let mut per_job = Vec::new();
+    for _ in 0..100 {
+        per_job = redis_keys(&world.prefix, "*:meta:*").await?;
+        if per_job.len() >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(
+        per_job.len() >= ids.len(),
+        "expected apalis' metadata per finished job, found {per_job:?}"
+    );
+    drop(worker);
+
+    let removed = world.queue.vacuum().await?;
+    ensure!(removed >= ids.len(), "only {removed} jobs removed");
+    let left = redis_keys(&world.prefix, "*").await?;
+    ensure!(
+        left.iter()
+            .all(|key| !key.contains(":meta:") && !key.ends_with(":done")),
+        "finished jobs left keys behind: {left:?}"
+    );
+    let client = redis::Client::open(saas_testkit::redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    let data: usize = redis::cmd("HLEN")
+        .arg(format!("{queue}:data"))
+        .query_async(&mut conn)
+        .await?;
+    ensure!(data == 0, "{data} finished jobs' data left in {queue}:data");
+    Ok(())
+}

@@ -27,6 +27,8 @@ pub enum QueueError {
     Redis(#[from] redis::RedisError),
     #[error("pushing the job failed: {0}")]
     Push(String),
+    #[error("removing finished jobs failed: {0}")]
+    Vacuum(String),
 }
 
 /// The operations queue in Redis, under a key prefix.
@@ -192,6 +194,25 @@ impl OpsQueue {
                 }
             }
         }))
+    }
+
+    /// Removes what apalis keeps of finished jobs: their data and metadata
+    /// (apalis' own vacuum) and the sets of done and dead job ids, which
+    /// apalis only adds to and nothing here reads. Without it Redis grows
+    /// with every operation ever run. Returns how many jobs went.
+    pub async fn vacuum(&self) -> Result<usize, QueueError> {
+        use apalis_core::backend::Vacuum;
+        let mut storage = self.storage(Duration::from_secs(30), Duration::from_secs(300));
+        let removed = storage
+            .vacuum()
+            .await
+            .map_err(|err| QueueError::Vacuum(crate::error_chain::chain(&err)))?;
+        let config = ApalisConfig::default().queue(self.queue_name());
+        let mut conn = self.conn.clone();
+        let _: () = conn
+            .del(&[config.done_jobs_set(), config.dead_jobs_set()])
+            .await?;
+        Ok(removed)
     }
 
     pub fn connection(&self) -> ConnectionManager {

@@ -120,35 +120,69 @@ pub async fn claim(
     worker: &str,
     lease: Uuid,
 ) -> Result<Claim, sqlx::Error> {
-    let claimed = sqlx::query_as::<_, Operation>(&format!(
-        "UPDATE operations o SET state = 'running', worker = $2, lease = $3, attempts = attempts + 1,
-                started_at = now(), heartbeat_at = now()
-         WHERE o.id = $1 AND o.state = 'queued' AND o.run_after <= now()
-           AND NOT EXISTS (
-               SELECT 1 FROM operations older
-               WHERE older.tenant_id = o.tenant_id AND older.state = 'queued'
-                 AND (older.created_at, older.id) < (o.created_at, o.id))
-         RETURNING {COLUMNS}"
+    let mut conn = pool.acquire().await?;
+    Ok(claim_on(&mut conn, id, worker, lease, false).await?.0)
+}
+
+/// A claimed row and whether the tenant's lock came with it.
+#[derive(sqlx::FromRow)]
+struct ClaimedRow {
+    #[sqlx(flatten)]
+    operation: Operation,
+    locked: bool,
+}
+
+/// [`claim`] on `conn`; with `lock_tenant`, the same statement also tries
+/// the tenant's session-level advisory lock ([`super::lease::tenant_lock_key`])
+/// on `conn` once the row is claimed, and the answer says whether it got
+/// it (false: another session holds it). One round trip for both. Should
+/// this fail, `conn` may hold the lock: the caller closes it.
+pub async fn claim_on(
+    conn: &mut PgConnection,
+    id: Uuid,
+    worker: &str,
+    lease: Uuid,
+    lock_tenant: bool,
+) -> Result<(Claim, bool), sqlx::Error> {
+    let locked = if lock_tenant {
+        format!(
+            "pg_try_advisory_lock({})",
+            super::lease::TENANT_LOCK_KEY_SQL.replace("$tenant", "claimed.tenant_id")
+        )
+    } else {
+        "false".to_owned()
+    };
+    let claimed = sqlx::query_as::<_, ClaimedRow>(&format!(
+        "WITH claimed AS (
+             UPDATE operations o SET state = 'running', worker = $2, lease = $3, attempts = attempts + 1,
+                    started_at = now(), heartbeat_at = now()
+             WHERE o.id = $1 AND o.state = 'queued' AND o.run_after <= now()
+               AND NOT EXISTS (
+                   SELECT 1 FROM operations older
+                   WHERE older.tenant_id = o.tenant_id AND older.state = 'queued'
+                     AND (older.created_at, older.id) < (o.created_at, o.id))
+             RETURNING {COLUMNS})
+         SELECT claimed.*, {locked} AS locked FROM claimed"
     ))
     .bind(id)
     .bind(worker)
     .bind(lease)
-    .fetch_optional(pool)
+    .fetch_optional(&mut *conn)
     .await;
     match claimed {
-        Ok(Some(operation)) => return Ok(Claim::Claimed(Box::new(operation))),
+        Ok(Some(row)) => return Ok((Claim::Claimed(Box::new(row.operation)), row.locked)),
         Ok(None) => {}
         Err(err) if is_unique_violation(&err, "operations_one_running_per_tenant") => {
-            return Ok(Claim::TenantBusy);
+            return Ok((Claim::TenantBusy, false));
         }
         Err(err) => return Err(err),
     }
     let current: Option<(String, DateTime<Utc>)> =
         sqlx::query_as("SELECT state, run_after FROM operations WHERE id = $1")
             .bind(id)
-            .fetch_optional(pool)
+            .fetch_optional(&mut *conn)
             .await?;
-    Ok(match current {
+    let claim = match current {
         Some((state, run_after)) if state == "queued" => {
             if run_after > Utc::now() {
                 Claim::NotDue(run_after)
@@ -157,7 +191,8 @@ pub async fn claim(
             }
         }
         _ => Claim::NotQueued,
-    })
+    };
+    Ok((claim, false))
 }
 
 /// Records success of the attempt holding `lease`; false when the lease was
@@ -165,17 +200,31 @@ pub async fn claim(
 /// and nothing was recorded. An attempt that already recorded its success
 /// itself ([`super::lease::complete`]) counts as recorded.
 pub async fn succeed(pool: &PgPool, id: Uuid, lease: Uuid) -> Result<bool, sqlx::Error> {
-    let done: Option<String> = sqlx::query_scalar(
-        "UPDATE operations SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
+    Ok(succeed_then_next(pool, id, lease).await?.is_some())
+}
+
+/// [`succeed`], answering in the same statement with the tenant's next due
+/// operation ([`next_for_tenant`]): `None` when nothing was recorded,
+/// `Some(next)` when it was.
+pub async fn succeed_then_next(
+    pool: &PgPool,
+    id: Uuid,
+    lease: Uuid,
+) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+    let done: Option<(String, Option<Uuid>)> = sqlx::query_as(
+        "UPDATE operations o SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
                 finished_at = CASE WHEN state = 'running' THEN now() ELSE finished_at END
          WHERE id = $1 AND lease = $2 AND state IN ('running', 'succeeded')
-         RETURNING state",
+         RETURNING state,
+             (SELECT next.id FROM operations next
+              WHERE next.tenant_id = o.tenant_id AND next.state = 'queued' AND next.run_after <= now()
+              ORDER BY next.created_at, next.id LIMIT 1)",
     )
     .bind(id)
     .bind(lease)
     .fetch_optional(pool)
     .await?;
-    Ok(done.is_some())
+    Ok(done.map(|(_, next)| next))
 }
 
 /// What a failed attempt led to.

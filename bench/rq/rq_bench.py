@@ -8,7 +8,9 @@ burst: a SimpleWorker (one process, no fork per job, logging at WARNING like
 the Rust worker's LOG_LEVEL=warn) is started, then PRODUCERS threads enqueue
 COUNT no-op jobs; throughput is COUNT over first enqueue to last end, read
 from the jobs' own timestamps. idle: 200 jobs one at a time, 10 ms apart,
-enqueue-to-start latency of each.
+enqueue-to-start latency of each. drain: COUNT jobs enqueued while no
+worker runs, then one SimpleWorker started; COUNT over first start to last
+end (the queue alone, without its producers).
 """
 
 import json
@@ -63,18 +65,24 @@ def wait_finished(queue, count, deadline):
         time.sleep(0.02)
 
 
+def start_worker(url, redis):
+    worker = subprocess.Popen([sys.executable, "-c", WORKER, url])
+    deadline = time.monotonic() + 30
+    while not redis.smembers("rq:workers"):
+        if time.monotonic() > deadline or worker.poll() is not None:
+            worker.kill()
+            raise SystemExit("the RQ worker did not register")
+        time.sleep(0.05)
+    return worker
+
+
 def main():
     url, count, producers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     redis = Redis.from_url(url)
     clear(redis)
     queue = Queue(QUEUE, connection=redis)
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, url])
+    worker = start_worker(url, redis)
     try:
-        deadline = time.monotonic() + 30
-        while not redis.smembers("rq:workers"):
-            if time.monotonic() > deadline or worker.poll() is not None:
-                raise SystemExit("the RQ worker did not register")
-            time.sleep(0.05)
 
         ids = [[] for _ in range(producers)]
 
@@ -116,6 +124,29 @@ def main():
                 time.sleep(0.001)
             time.sleep(0.01)
 
+        # drain: the queue filled while no worker runs, then drained by a
+        # fresh SimpleWorker; COUNT over first start to last end.
+        worker.terminate()
+        worker.wait(timeout=30)
+        clear(redis)
+        queue = Queue(QUEUE, connection=redis)
+        ids = [[] for _ in range(producers)]
+        threads = [
+            threading.Thread(target=produce, args=(n, min(share, count - n * share)))
+            for n in range(producers)
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        worker = start_worker(url, redis)
+        wait_finished(queue, count, time.monotonic() + 600)
+        jobs = []
+        all_ids = [i for chunk in ids for i in chunk]
+        for start in range(0, len(all_ids), 500):
+            jobs.extend(Job.fetch_many(all_ids[start : start + 500], connection=redis))
+        drain_span = (max(j.ended_at for j in jobs) - min(j.started_at for j in jobs)).total_seconds()
+
         print(
             json.dumps(
                 {
@@ -125,6 +156,7 @@ def main():
                     "burst_p99": percentile(burst, 99),
                     "idle_p50": percentile(idle, 50),
                     "idle_p99": percentile(idle, 99),
+                    "drain": count / drain_span,
                 }
             )
         )

@@ -46,27 +46,25 @@ struct Burst {
 }
 
 /// Requests one `kind` operation per tenant from `producers` concurrent
-/// producers, waits until all succeeded, and reads throughput (first insert
-/// to last success) and enqueue-to-start latency from the rows.
-async fn burst(
+/// producers; the ids, in no particular order.
+async fn enqueue_all(
     pool: &sqlx::PgPool,
-    queue: &Arc<OpsQueue>,
+    queue: Option<&Arc<OpsQueue>>,
     tenants: &[uuid::Uuid],
     kind: OperationKind,
     producers: usize,
-) -> anyhow::Result<Burst> {
-    let started = Instant::now();
+) -> anyhow::Result<Vec<uuid::Uuid>> {
     let mut handles = Vec::new();
     for chunk in tenants.chunks(tenants.len().div_ceil(producers)) {
         let chunk = chunk.to_vec();
         let pool = pool.clone();
-        let queue = Arc::clone(queue);
+        let queue = queue.cloned();
         handles.push(tokio::spawn(async move {
             let mut ids = Vec::with_capacity(chunk.len());
             for tenant in chunk {
                 let requested = ops::request_change(
                     &pool,
-                    Some(&queue),
+                    queue.as_deref(),
                     tenant,
                     kind,
                     serde_json::json!({}),
@@ -82,16 +80,21 @@ async fn burst(
     for handle in handles {
         ids.extend(handle.await??);
     }
-    let enqueued_in = started.elapsed();
+    Ok(ids)
+}
+
+/// Waits until every operation of `ids` succeeded.
+async fn wait_succeeded(pool: &sqlx::PgPool, ids: &[uuid::Uuid]) -> anyhow::Result<()> {
+    let started = Instant::now();
     loop {
         let done: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM operations WHERE id = ANY($1) AND state = 'succeeded'",
         )
-        .bind(&ids)
+        .bind(ids)
         .fetch_one(pool)
         .await?;
         if usize::try_from(done)? >= ids.len() {
-            break;
+            return Ok(());
         }
         anyhow::ensure!(
             started.elapsed() < Duration::from_secs(300),
@@ -100,6 +103,22 @@ async fn burst(
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Requests one `kind` operation per tenant from `producers` concurrent
+/// producers, waits until all succeeded, and reads throughput (first insert
+/// to last success) and enqueue-to-start latency from the rows.
+async fn burst(
+    pool: &sqlx::PgPool,
+    queue: &Arc<OpsQueue>,
+    tenants: &[uuid::Uuid],
+    kind: OperationKind,
+    producers: usize,
+) -> anyhow::Result<Burst> {
+    let started = Instant::now();
+    let ids = enqueue_all(pool, Some(queue), tenants, kind, producers).await?;
+    let enqueued_in = started.elapsed();
+    wait_succeeded(pool, &ids).await?;
     let mut latencies: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM (started_at - created_at))::float8 * 1000 FROM operations
          WHERE id = ANY($1) ORDER BY 1",
@@ -121,6 +140,67 @@ async fn burst(
         p50: percentile(&latencies, 50.0),
         p99: percentile(&latencies, 99.0),
     })
+}
+
+/// Stores one `kind` operation per tenant without pushing any, then pushes
+/// them all (`producers` pushers) to the running worker, and returns its
+/// drain rate: operations over first start to last success (the queue
+/// engine alone, without the producers' transactions).
+async fn drain(
+    pool: &sqlx::PgPool,
+    queue: &Arc<OpsQueue>,
+    tenants: &[uuid::Uuid],
+    kind: OperationKind,
+    producers: usize,
+) -> anyhow::Result<f64> {
+    let ids = enqueue_all(pool, None, tenants, kind, producers).await?;
+    let mut pushers = Vec::new();
+    for chunk in ids.chunks(ids.len().div_ceil(producers)) {
+        let chunk = chunk.to_vec();
+        let queue = Arc::clone(queue);
+        pushers.push(tokio::spawn(async move {
+            for id in chunk {
+                queue.push(id).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for pusher in pushers {
+        pusher.await??;
+    }
+    wait_succeeded(pool, &ids).await?;
+    let span: f64 = sqlx::query_scalar(
+        "SELECT extract(epoch FROM (max(finished_at) - min(started_at)))::float8 FROM operations
+         WHERE id = ANY($1)",
+    )
+    .bind(&ids)
+    .fetch_one(pool)
+    .await?;
+    Ok(ids.len() as f64 / span)
+}
+
+/// An in-process worker serving until stopped.
+struct RunningWorker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    served: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningWorker {
+    async fn start(config: Config, settings: WorkerSettings, port: u16) -> anyhow::Result<Self> {
+        let app = worker::build(&config, settings, |_| async { Ok(Noop) }).await?;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let served = tokio::spawn(app.serve(listener, async move {
+            let _ = stop_rx.await;
+        }));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Ok(Self { stop, served })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.served.await;
+    }
 }
 
 /// RQ's report as the same measures.
@@ -184,18 +264,14 @@ async fn main() -> anyhow::Result<()> {
         ("WORKER_CONCURRENCY", concurrency.to_string().as_str()),
         ("DB_MAX_CONNECTIONS", "40"),
         ("LOG_LEVEL", "warn"),
+        // Nothing is lost here: the reconciler would only push the drain's
+        // stored operations before the bench does.
+        ("RECONCILE_INTERVAL_MS", "600000"),
     ]);
     let config = Config::from_env(Service::Worker, &env)?;
     saas_core::telemetry::init_tracing(&config);
     let settings = WorkerSettings::from_env(&env)?;
-    let app = worker::build(&config, settings, |_| async { Ok(Noop) }).await?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let served = tokio::spawn(app.serve(listener, async move {
-        let _ = stop_rx.await;
-    }));
-    tokio::time::sleep(Duration::from_millis(500)).await;
-
+    let running = RunningWorker::start(config.clone(), settings.clone(), port).await?;
     let redis = redis::Client::open(saas_testkit::redis_url())?;
     let queue = Arc::new(OpsQueue::connect(&redis, &prefix).await?);
     let producers: usize = std::env::var("BENCH_PRODUCERS")
@@ -329,9 +405,8 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     eprintln!("ours, loaded: {:.0} ops/s", loaded.throughput);
     let rq_url = format!("{}/13", saas_testkit::redis_url().trim_end_matches('/'));
-    let rq_loaded = rq_burst(&tokio::task::block_in_place(|| {
-        rq_bench(&rq_url, count, producers)
-    })?)?;
+    let rq_loaded_report = tokio::task::block_in_place(|| rq_bench(&rq_url, count, producers))?;
+    let rq_loaded = rq_burst(&rq_loaded_report)?;
     eprintln!("RQ, loaded: {:.0} jobs/s", rq_loaded.throughput);
     let busy = load.processes();
     drop(load);
@@ -339,8 +414,35 @@ async fn main() -> anyhow::Result<()> {
     let rq_idle_report = tokio::task::block_in_place(|| rq_bench(&rq_url, count, producers))?;
     let rq_idle = rq_burst(&rq_idle_report)?;
     eprintln!("RQ, idle: {:.0} jobs/s", rq_idle.throughput);
-    let _ = stop_tx.send(());
-    let _ = served.await;
+    // The queue engine alone: operations stored first, then pushed to the
+    // running worker at once.
+    let drained = drain(
+        &pool,
+        &queue,
+        &tenants,
+        OperationKind::HealthCheck,
+        producers,
+    )
+    .await?;
+    eprintln!("ours, drain idle: {drained:.0} ops/s");
+    let load = CpuLoad::start()?;
+    let drained_loaded = drain(
+        &pool,
+        &queue,
+        &tenants,
+        OperationKind::CollectUsage,
+        producers,
+    )
+    .await?;
+    drop(load);
+    eprintln!("ours, drain loaded: {drained_loaded:.0} ops/s");
+    running.stop().await;
+    let rq_field =
+        |report: &serde_json::Value, name: &str| report[name].as_f64().unwrap_or(f64::NAN);
+    let rq_drained = rq_field(&rq_idle_report, "drain");
+    let rq_drained_loaded = rq_field(&rq_loaded_report, "drain");
+    let ratio_drain = drained / rq_drained;
+    let ratio_drain_loaded = drained_loaded / rq_drained_loaded;
 
     let rq_idle_p50 = rq_idle_report["idle_p50"].as_f64().unwrap_or(f64::NAN);
     let rq_idle_p99 = rq_idle_report["idle_p99"].as_f64().unwrap_or(f64::NAN);
@@ -382,7 +484,16 @@ async fn main() -> anyhow::Result<()> {
          | idle: enqueue-to-start p50 / p99 in the burst | {:.1} / {:.1} ms | {:.1} / {:.1} ms | |\n\
          | idle: enqueue-to-start p50 / p99, one at a time | {:.1} / {:.1} ms | {rq_idle_p50:.1} / {rq_idle_p99:.1} ms | |\n\
          | loaded: throughput | {:.0} ops/s | {:.0} jobs/s | {} |\n\
-         | loaded: enqueue-to-start p50 / p99 in the burst | {:.1} / {:.1} ms | {:.1} / {:.1} ms | |\n\n\
+         | loaded: enqueue-to-start p50 / p99 in the burst | {:.1} / {:.1} ms | {:.1} / {:.1} ms | |\n\
+         | idle: drain of a filled queue | {drained:.0} ops/s | {rq_drained:.0} jobs/s | {} |\n\
+         | loaded: drain of a filled queue | {drained_loaded:.0} ops/s | {rq_drained_loaded:.0} jobs/s | {} |\n\n\
+         \"Throughput\" is the whole system: producers requesting through `ops::request_change` (a \
+         transaction with the tenant check and the audit entry, then the push) while the worker runs, \
+         so it is bounded by whichever side is slower; RQ's producers only talk to Redis, so its \
+         throughput is its worker's. \"Drain\" is the queue engine alone: {count} operations stored \
+         (the same request transactions, no push), then pushed to the running worker at once (RQ: \
+         enqueued while no worker runs, then a SimpleWorker started); operations over the first start \
+         to the last success.\n\n\
          Run: `cargo bench -p worker --bench ops_throughput` (measured {}).\n",
         idle.throughput,
         idle.enqueue_rate,
@@ -410,6 +521,8 @@ async fn main() -> anyhow::Result<()> {
         loaded.p99,
         rq_loaded.p50,
         rq_loaded.p99,
+        verdict(ratio_drain, 10.0),
+        verdict(ratio_drain_loaded, 5.0),
         chrono::Utc::now().format("%Y-%m-%d"),
     );
     let path = saas_testkit::write_bench_section("ops-engine", &body)?;

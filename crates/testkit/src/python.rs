@@ -148,9 +148,13 @@ impl Schemathesis<'_> {
             .args(["--max-time", &self.max_time.as_secs().max(1).to_string()])
             .args(["--checks", "all", "--seed", "20261201"])
             .args(["--generation-database", "none", "--request-timeout", "20"])
-            .args(["--workers", "2"])
+            // One worker: Hypothesis describes strategies through a cache that
+            // is not safe across schemathesis' worker threads.
+            .args(["--workers", "1"])
             .arg("--report-dir")
             .arg(report.path())
+            // Its crash cache goes into the working directory.
+            .current_dir(report.path())
             .env("HOME", std::env::var_os("HOME").unwrap_or_default())
             .kill_on_drop(true);
         let limit = self.max_time + std::time::Duration::from_secs(60);

@@ -408,7 +408,11 @@ impl Config {
             "API_TOKEN_FAILURES",
             20,
             "a whole number from 1 to 1000000",
-            |v| v.parse::<u32>().ok().filter(|n| (1..=1_000_000).contains(n)),
+            |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+            },
         )?;
         Ok(Self {
             api_token_failures,

@@ -105,9 +105,15 @@ pub struct Outbox {
 }
 
 impl Outbox {
-    pub fn new(per_recipient_per_hour: u32, registry: &Registry) -> Result<Self, prometheus::Error> {
+    pub fn new(
+        per_recipient_per_hour: u32,
+        registry: &Registry,
+    ) -> Result<Self, prometheus::Error> {
         let queued = IntCounterVec::new(
-            Opts::new("email_queued_total", "Emails stored in the outbox, by purpose"),
+            Opts::new(
+                "email_queued_total",
+                "Emails stored in the outbox, by purpose",
+            ),
             &["purpose"],
         )?;
         let dropped = IntCounterVec::new(
@@ -138,10 +144,12 @@ impl Outbox {
         email: &NewEmail<'_>,
     ) -> Result<Enqueued, sqlx::Error> {
         let mut tx = conn.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended('email_outbox:' || lower($1), 0))")
-            .bind(email.to)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended('email_outbox:' || lower($1), 0))",
+        )
+        .bind(email.to)
+        .execute(&mut *tx)
+        .await?;
         let recent: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM email_outbox
              WHERE lower(to_address) = lower($1) AND created_at > now() - interval '1 hour'",

@@ -270,7 +270,9 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
 pub async fn bind_metrics(config: &Config) -> Result<TcpListener, StartupError> {
     TcpListener::bind((config.bind_addr, config.metrics_port))
         .await
-        .map_err(|err| StartupError::from_bind_port(config, "METRICS_PORT", config.metrics_port, &err))
+        .map_err(|err| {
+            StartupError::from_bind_port(config, "METRICS_PORT", config.metrics_port, &err)
+        })
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

@@ -36,7 +36,16 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
     // METRICS_PORT, the worker's only port.
     let metrics_ports: HashMap<&str, u16> = SERVICES
         .iter()
-        .map(|s| (*s, if *s == "worker" { ports[s] } else { free_port() }))
+        .map(|s| {
+            (
+                *s,
+                if *s == "worker" {
+                    ports[s]
+                } else {
+                    free_port()
+                },
+            )
+        })
         .collect();
     let files = tempfile::tempdir().expect("temporary directory");
     let mut env = service_env(&db.url, &ports);
@@ -66,7 +75,10 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
     let mut processes = Vec::new();
     for service in SERVICES {
         let mut env = env.clone();
-        env.insert("METRICS_PORT".to_owned(), metrics_ports[service].to_string());
+        env.insert(
+            "METRICS_PORT".to_owned(),
+            metrics_ports[service].to_string(),
+        );
         let process =
             ServiceProcess::spawn(&binaries.join(service), &[], &env).expect("spawn service");
         wait_for(

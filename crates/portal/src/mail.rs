@@ -85,7 +85,9 @@ impl Mailer {
                     // A full batch: more may be due at once.
                     Ok(n) if n as i64 == BATCH => continue,
                     Ok(_) => {}
-                    Err(err) => tracing::warn!(error = %Chain(&err), "the email sender cannot read the outbox"),
+                    Err(err) => {
+                        tracing::warn!(error = %Chain(&err), "the email sender cannot read the outbox")
+                    }
                 }
                 let _ = tokio::time::timeout(POLL, mailer.wake.notified()).await;
             }

@@ -67,14 +67,16 @@ async fn no_customer_text_reaches_an_unconfirmed_address() -> anyhow::Result<()>
 #[tokio::test]
 async fn each_address_gets_a_bounded_number_of_mails_and_the_rest_is_dropped_and_counted()
 -> anyhow::Result<()> {
-    let app = TestApp::start_with(with_env(&[(
-        "MAIL_PER_RECIPIENT_PER_HOUR",
-        "3".to_owned(),
-    )]))
-    .await?;
+    let app =
+        TestApp::start_with(with_env(&[("MAIL_PER_RECIPIENT_PER_HOUR", "3".to_owned())])).await?;
     let victim = "flooded@example.com";
     let client = TestApp::client()?;
-    ensure!(signup(&client, &app, victim, "Acme", PASSWORD).await?.status() == 303);
+    ensure!(
+        signup(&client, &app, victim, "Acme", PASSWORD)
+            .await?
+            .status()
+            == 303
+    );
     // Twelve sign-ups with the taken address at once, each from its own
     // address (so the per-address sign-up throttle is no help), all
     // answered like any sign-up.
@@ -99,9 +101,18 @@ async fn each_address_gets_a_bounded_number_of_mails_and_the_rest_is_dropped_and
         );
     }
     let mails = bodies_to(&app, victim).await?;
-    ensure!(mails.len() == 3, "{} mails to one address: {mails:?}", mails.len());
+    ensure!(
+        mails.len() == 3,
+        "{} mails to one address: {mails:?}",
+        mails.len()
+    );
     // Another address is not affected.
-    ensure!(signup(&client, &app, "other@example.com", "Acme", PASSWORD).await?.status() == 303);
+    ensure!(
+        signup(&client, &app, "other@example.com", "Acme", PASSWORD)
+            .await?
+            .status()
+            == 303
+    );
     ensure!(bodies_to(&app, "other@example.com").await?.len() == 1);
     let metrics = reqwest::get(format!("{}/metrics", app.metrics))
         .await?
@@ -135,11 +146,12 @@ async fn mail_is_delivered_from_the_outbox_by_the_background_sender() -> anyhow:
     // The row records the delivery; it is not sent twice.
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let sent: Option<bool> =
-            sqlx::query_scalar("SELECT sent_at IS NOT NULL FROM email_outbox WHERE to_address = $1")
-                .bind(to)
-                .fetch_optional(&app.pool)
-                .await?;
+        let sent: Option<bool> = sqlx::query_scalar(
+            "SELECT sent_at IS NOT NULL FROM email_outbox WHERE to_address = $1",
+        )
+        .bind(to)
+        .fetch_optional(&app.pool)
+        .await?;
         if sent == Some(true) {
             break;
         }
@@ -169,14 +181,22 @@ async fn a_stalled_smtp_server_never_holds_a_request() -> anyhow::Result<()> {
     )]))
     .await?;
     let client = TestApp::client()?;
-    ensure!(signup(&client, &app, "warm@example.com", "Acme", PASSWORD).await?.status() == 303);
+    ensure!(
+        signup(&client, &app, "warm@example.com", "Acme", PASSWORD)
+            .await?
+            .status()
+            == 303
+    );
     for email in ["new@example.com", "warm@example.com"] {
         let started = Instant::now();
         let response = signup(&client, &app, email, "Acme", PASSWORD).await?;
         let took = started.elapsed();
         ensure!(response.status() == 303, "{email}: {}", response.status());
         // The SMTP timeout is 15 s: a request that waited for it would show.
-        ensure!(took < Duration::from_secs(5), "{email}: sign-up took {took:?}");
+        ensure!(
+            took < Duration::from_secs(5),
+            "{email}: sign-up took {took:?}"
+        );
     }
     let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM email_outbox WHERE sent_at IS NULL")
         .fetch_one(&app.pool)

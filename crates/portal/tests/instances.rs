@@ -818,7 +818,10 @@ async fn openapi_document_describes_every_api_route() -> anyhow::Result<()> {
     // Every row of the route table is documented ...
     let source = include_str!("../src/routes/api.rs");
     let mut routes = 0;
-    for line in source.lines().filter(|l| l.trim_start().starts_with("api!(\"")) {
+    for line in source
+        .lines()
+        .filter(|l| l.trim_start().starts_with("api!(\""))
+    {
         let mut quoted = line.split('"').skip(1).step_by(2);
         let (Some(method), Some(path)) = (quoted.next(), quoted.next()) else {
             anyhow::bail!("unreadable route line {line}");
@@ -838,7 +841,10 @@ async fn openapi_document_describes_every_api_route() -> anyhow::Result<()> {
             let url = app.url(&path.replace("{id}", id).replace("{name}", "acme"));
             let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes())?;
             let status = client.request(method.clone(), &url).send().await?.status();
-            ensure!(status == 401, "{method} {path} answered {status} without a token");
+            ensure!(
+                status == 401,
+                "{method} {path} answered {status} without a token"
+            );
         }
     }
     ensure!(doc["components"]["schemas"]["Error"].is_object());

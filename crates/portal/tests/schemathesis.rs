@@ -30,7 +30,8 @@ async fn schemathesis_finds_no_disagreement_between_document_and_server() -> any
             .fetch_one(&app.pool)
             .await?;
     let mut conn = app.pool.acquire().await?;
-    let (_, secret) = tokens::create(&mut conn, Owner::Customer, customer_id, "schemathesis").await?;
+    let (_, secret) =
+        tokens::create(&mut conn, Owner::Customer, customer_id, "schemathesis").await?;
     let report = Schemathesis {
         base: &app.base,
         schema_path: "/api/openapi.json",

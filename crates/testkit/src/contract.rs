@@ -39,7 +39,10 @@ impl Binary {
             ("SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
             ("BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
             (self.port_var.to_owned(), port.to_string()),
-            ("METRICS_PORT".to_owned(), free_port().unwrap_or(0).to_string()),
+            (
+                "METRICS_PORT".to_owned(),
+                free_port().unwrap_or(0).to_string(),
+            ),
             ("SCHEMA_WAIT_SECS".to_owned(), "10".to_owned()),
             ("LOG_LEVEL".to_owned(), "info".to_owned()),
         ])

@@ -17,7 +17,9 @@ fn repo_root() -> PathBuf {
 pub fn venv() -> PathBuf {
     std::env::var_os("ODOO_SAAS_PYTOOLS")
         .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odoo-saas/pytools")))
+        .or_else(|| {
+            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/odoo-saas/pytools"))
+        })
         .unwrap_or_else(|| PathBuf::from("/tmp/odoo-saas-pytools"))
 }
 
@@ -143,7 +145,10 @@ impl Schemathesis<'_> {
             .arg("run")
             .arg(format!("{}{}", self.base, self.schema_path))
             .args(["--url", self.base])
-            .args(["--header", &format!("Authorization: Bearer {}", self.bearer)])
+            .args([
+                "--header",
+                &format!("Authorization: Bearer {}", self.bearer),
+            ])
             .args(["--max-examples", &self.max_examples.to_string()])
             .args(["--max-time", &self.max_time.as_secs().max(1).to_string()])
             .args(["--checks", "all", "--seed", "20261201"])
@@ -166,7 +171,11 @@ impl Schemathesis<'_> {
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
-        ensure!(output.status.success(), "schemathesis failed ({}):\n{text}", output.status);
+        ensure!(
+            output.status.success(),
+            "schemathesis failed ({}):\n{text}",
+            output.status
+        );
         Ok(text)
     }
 }

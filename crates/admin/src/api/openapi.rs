@@ -122,9 +122,15 @@ fn query_schema(path: &str, name: &str) -> Value {
         "sort" => json!({ "enum": ["created", "name"] }),
         "since" | "until" => json!({ "type": "string", "format": "date-time",
             "description": "an RFC 3339 time, or a date (2024-01-31: midnight UTC)" }),
-        "kind" => json!({ "enum": saas_core::ops::OperationKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>() }),
-        "state" if path.starts_with("/api/v1/operations") => json!({ "enum": saas_core::ops::OperationState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() }),
-        "state" => json!({ "enum": saas_core::domain::TenantState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() }),
+        "kind" => {
+            json!({ "enum": saas_core::ops::OperationKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>() })
+        }
+        "state" if path.starts_with("/api/v1/operations") => {
+            json!({ "enum": saas_core::ops::OperationState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
+        }
+        "state" => {
+            json!({ "enum": saas_core::domain::TenantState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
+        }
         _ => text(500),
     }
 }

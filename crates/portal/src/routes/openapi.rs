@@ -110,7 +110,8 @@ pub fn document() -> Value {
             "503": error("a dependency is unavailable, or too many password hashes at once"),
         });
         if !spec.params.is_empty() {
-            responses["404"] = error("no such resource of yours (another customer's looks the same)");
+            responses["404"] =
+                error("no such resource of yours (another customer's looks the same)");
         }
         if spec.body.is_some() || spec.params.contains(&Param::Confirm) {
             responses["422"] = error("a field is invalid; `field` names it");
@@ -120,7 +121,9 @@ pub fn document() -> Value {
         }
         for refusal in spec.refusals {
             let description = match refusal {
-                409 => "conflicts with the instance's state (an operation is running, the address is not verified)",
+                409 => {
+                    "conflicts with the instance's state (an operation is running, the address is not verified)"
+                }
                 413 => "the upload is larger than MAX_UPLOAD_MB",
                 _ => "refused by a business rule; `field` and `message` say which",
             };

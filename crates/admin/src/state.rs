@@ -45,7 +45,7 @@ pub struct Inner {
     /// Where notices to operators go (admin sends no mail itself: the
     /// portal's sender delivers the outbox), within the per-recipient limit.
     pub outbox: saas_core::outbox::Outbox,
-    /// Failed bearer tokens per client address and 15 minutes (`API_TOKEN_FAILURES`).
+    /// Failed bearer tokens per client address and 15 minutes (`API_BEARER_FAILURES`).
     pub token_failures: u32,
 }
 

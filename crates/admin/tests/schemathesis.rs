@@ -1,7 +1,7 @@
 //! Admin's OpenAPI document tells the truth: schemathesis (every check,
 //! `.ci/schemathesis.toml`) drives the real binary from the document it
 //! serves, as the owner with a bearer token, with a bounded budget, and
-//! finds nothing. `API_TOKEN_FAILURES` is raised for the run: schemathesis
+//! finds nothing. `API_BEARER_FAILURES` is raised for the run: schemathesis
 //! sends wrong tokens on purpose (`ignored_auth`), which would otherwise
 //! turn the rest of the run into 429s.
 
@@ -15,7 +15,7 @@ use saas_testkit::python::Schemathesis;
 
 #[tokio::test]
 async fn schemathesis_finds_no_disagreement_between_document_and_server() -> anyhow::Result<()> {
-    let app = TestApp::start_with(&[("API_TOKEN_FAILURES", "1000000")]).await?;
+    let app = TestApp::start_with(&[("API_BEARER_FAILURES", "1000000")]).await?;
     // A server, a plan and a customer, so listings and references have
     // real rows to find.
     app.seed("basic").await?;

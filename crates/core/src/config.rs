@@ -65,7 +65,7 @@ pub const KNOWN_VARS: &[&str] = &[
     "UPLOAD_TIMEOUT_SECS",
     "MAIL_PER_RECIPIENT_PER_HOUR",
     "METRICS_PORT",
-    "API_TOKEN_FAILURES",
+    "API_BEARER_FAILURES",
 ];
 
 /// Which service is starting: decides the port variable and its default.
@@ -182,7 +182,7 @@ pub struct Config {
     /// from the public application port.
     pub metrics_port: u16,
     /// Failed bearer tokens one client address may present per 15 minutes
-    /// before the API answers it 429 (`API_TOKEN_FAILURES`).
+    /// before the API answers it 429 (`API_BEARER_FAILURES`).
     pub api_token_failures: u32,
 }
 
@@ -405,7 +405,7 @@ impl Config {
             |v| v.parse::<u16>().ok().filter(|p| *p > 0 && *p != port),
         )?;
         let api_token_failures = env.parse_or(
-            "API_TOKEN_FAILURES",
+            "API_BEARER_FAILURES",
             20,
             "a whole number from 1 to 1000000",
             |v| {

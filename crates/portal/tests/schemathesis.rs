@@ -1,7 +1,7 @@
 //! The portal's OpenAPI document tells the truth: schemathesis (every
 //! check, `.ci/schemathesis.toml`) drives the real binary from the document
 //! it serves, signed in with a bearer token, with a bounded budget, and
-//! finds nothing. `API_TOKEN_FAILURES` is raised for the run: schemathesis
+//! finds nothing. `API_BEARER_FAILURES` is raised for the run: schemathesis
 //! sends wrong tokens on purpose (`ignored_auth`), which would otherwise
 //! turn the rest of the run into 429s.
 
@@ -17,7 +17,7 @@ use saas_testkit::python::Schemathesis;
 #[tokio::test]
 async fn schemathesis_finds_no_disagreement_between_document_and_server() -> anyhow::Result<()> {
     let app = TestApp::start_with(Options {
-        extra_env: vec![("API_TOKEN_FAILURES".to_owned(), "1000000".to_owned())],
+        extra_env: vec![("API_BEARER_FAILURES".to_owned(), "1000000".to_owned())],
         ..Options::default()
     })
     .await?;

@@ -34,6 +34,7 @@ use state::{AppState, Inner};
 /// The admin application, ready to serve.
 pub struct App {
     router: Router,
+    metrics: Router,
     limits: saas_core::edge::HttpLimits,
 }
 
@@ -43,6 +44,11 @@ pub struct App {
 pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, StartupError> {
     let base = run::start(config, SchemaPolicy::Migrate).await?;
     bootstrap::bootstrap_owner(&base.deps.db, &settings).await?;
+    let outbox = saas_core::outbox::Outbox::new(
+        config.mail_per_recipient_per_hour,
+        &base.deps.metrics.registry,
+    )
+    .map_err(|err| StartupError::Internal(err.to_string()))?;
     let state = AppState::new(Inner {
         db: base.deps.db.clone(),
         redis: SharedRedis::new(base.deps.redis.clone(), &config.redis_key_prefix),
@@ -66,6 +72,8 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
             format!("{}admin:second-factor:", config.redis_key_prefix),
             auth::login::SIGN_IN_LIMITS,
         ),
+        outbox,
+        token_failures: config.api_token_failures,
         settings,
     });
     let routes = Router::new()
@@ -77,6 +85,7 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
     let router = base.router(routes);
     Ok(App {
         router,
+        metrics: base.metrics_router(),
         limits: config.http,
     })
 }
@@ -94,6 +103,11 @@ async fn not_found(uri: Uri) -> Response {
 impl App {
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// What the internal metrics listener serves (`/metrics`, health).
+    pub fn metrics_router(&self) -> Router {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             return Ok(());
         }
         let app = admin::build(&config, settings).await?;
-        run::serve_until_signal(&config, app.router()).await
+        run::serve_until_signal(&config, app.router(), app.metrics_router()).await
     })
 }
 

@@ -61,8 +61,16 @@ impl From<Rejection> for Error {
 pub const MAX_TEXT: usize = 500;
 
 /// Name/value pairs from a query string or an urlencoded form.
+///
+/// Pages are lenient the way browsers need (values trimmed, an empty one
+/// absent). The JSON API's query strings are [`Params::strict`]: values
+/// are taken as sent, so what its OpenAPI document says is exactly what is
+/// accepted (no control characters, an empty number or id is invalid).
 #[derive(Debug, Clone, Default)]
-pub struct Params(HashMap<String, String>);
+pub struct Params {
+    fields: HashMap<String, String>,
+    strict: bool,
+}
 
 impl Params {
     /// Decodes `application/x-www-form-urlencoded` text (a later field of
@@ -85,19 +93,46 @@ impl Params {
                 .map_err(|_| Error::invalid(&name, "must be UTF-8 text"))?;
             fields.insert(name, value);
         }
-        Ok(Self(fields))
+        Ok(Self {
+            fields,
+            strict: false,
+        })
     }
 
-    /// The trimmed value; an empty one counts as absent.
+    /// [`Params::parse`] for the JSON API: a value with a control character
+    /// is refused at once, and values are not trimmed.
+    pub fn parse_strict(encoded: &[u8]) -> Result<Self> {
+        let mut params = Self::parse(encoded)?;
+        if let Some((name, _)) = params
+            .fields
+            .iter()
+            .find(|(_, value)| value.chars().any(char::is_control))
+        {
+            return Err(Error::invalid(name, "must not contain control characters"));
+        }
+        params.strict = true;
+        Ok(params)
+    }
+
+    /// The value: on pages trimmed, and an empty one counts as absent; in
+    /// the API as sent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+        let value = self.fields.get(name).map(String::as_str);
+        if self.strict {
+            return value;
+        }
+        value.map(str::trim).filter(|v| !v.is_empty())
     }
 
-    /// Optional text of at most `max` characters.
+    /// Optional text of at most `max` characters (empty: absent).
     pub fn opt_text(&self, name: &str, max: usize) -> Result<Option<String>> {
         match self.get(name) {
             None => Ok(None),
-            Some(value) => check_text(name, value, max).map(Some),
+            Some(value) if self.strict && value.chars().count() > max => Err(Error::invalid(
+                name,
+                format!("must be at most {max} characters long"),
+            )),
+            Some(value) => check_text(name, value, max).map(|v| (!v.is_empty()).then_some(v)),
         }
     }
 
@@ -152,7 +187,7 @@ impl Params {
     }
 
     pub fn raw(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str)
+        self.fields.get(name).map(String::as_str)
     }
 }
 
@@ -216,8 +251,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
     type Rejection = Rejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Rejection> {
-        Params::parse(parts.uri.query().unwrap_or("").as_bytes())
-            .map_err(|err| Rejection::new(&parts.uri, err))
+        let query = parts.uri.query().unwrap_or("").as_bytes();
+        let path = parts.uri.path();
+        let parsed = if path.starts_with("/api/") {
+            Params::parse_strict(query)
+        } else {
+            Params::parse(query)
+        };
+        parsed.map_err(|err| Rejection::new(&parts.uri, err))
     }
 }
 

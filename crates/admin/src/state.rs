@@ -42,6 +42,11 @@ pub struct Inner {
     /// Second-factor throttling (the code after the password, and turning
     /// the second factor off), keyed by operator.
     pub second_factor: SignInThrottle,
+    /// Where notices to operators go (admin sends no mail itself: the
+    /// portal's sender delivers the outbox), within the per-recipient limit.
+    pub outbox: saas_core::outbox::Outbox,
+    /// Failed bearer tokens per client address and 15 minutes (`API_BEARER_FAILURES`).
+    pub token_failures: u32,
 }
 
 /// How long a checked API token is trusted without asking PostgreSQL.

@@ -63,6 +63,9 @@ pub const KNOWN_VARS: &[&str] = &[
     "HTTP_REQUEST_TIMEOUT_SECS",
     "HTTP_MAX_CONNECTIONS",
     "UPLOAD_TIMEOUT_SECS",
+    "MAIL_PER_RECIPIENT_PER_HOUR",
+    "METRICS_PORT",
+    "API_BEARER_FAILURES",
 ];
 
 /// Which service is starting: decides the port variable and its default.
@@ -96,6 +99,16 @@ impl Service {
             Service::Admin => 5000,
             Service::Portal => 5001,
             Service::Worker => 5002,
+        }
+    }
+
+    /// The internal metrics port's default (`METRICS_PORT`). The worker has
+    /// no public port: it serves `/metrics` on its own `WORKER_PORT`.
+    pub fn default_metrics_port(self) -> u16 {
+        match self {
+            Service::Admin => 9500,
+            Service::Portal => 9501,
+            Service::Worker => 9502,
         }
     }
 }
@@ -163,6 +176,14 @@ pub struct Config {
     pub trusted_proxies: TrustedProxies,
     /// Timeouts and the connection cap of the HTTP listener.
     pub http: HttpLimits,
+    /// Emails one address may receive per hour; the excess is dropped.
+    pub mail_per_recipient_per_hour: u32,
+    /// The internal port `/metrics` is served on (admin and portal), apart
+    /// from the public application port.
+    pub metrics_port: u16,
+    /// Failed bearer tokens one client address may present per 15 minutes
+    /// before the API answers it 429 (`API_BEARER_FAILURES`).
+    pub api_token_failures: u32,
 }
 
 impl fmt::Debug for Config {
@@ -181,6 +202,7 @@ impl fmt::Debug for Config {
             .field("app_env", &self.app_env)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("http", &self.http)
+            .field("metrics_port", &self.metrics_port)
             .finish_non_exhaustive()
     }
 }
@@ -370,7 +392,32 @@ impl Config {
         )?;
         let trusted_proxies = TrustedProxies::from_env(env)?;
         let http = HttpLimits::from_env(env, db_max_connections)?;
+        let mail_per_recipient_per_hour = env.parse_or(
+            "MAIL_PER_RECIPIENT_PER_HOUR",
+            5,
+            "a whole number from 1 to 1000",
+            |v| v.parse::<u32>().ok().filter(|n| (1..=1000).contains(n)),
+        )?;
+        let metrics_port = env.parse_or(
+            "METRICS_PORT",
+            service.default_metrics_port(),
+            "a port number from 1 to 65535, other than the service's own port",
+            |v| v.parse::<u16>().ok().filter(|p| *p > 0 && *p != port),
+        )?;
+        let api_token_failures = env.parse_or(
+            "API_BEARER_FAILURES",
+            20,
+            "a whole number from 1 to 1000000",
+            |v| {
+                v.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+            },
+        )?;
         Ok(Self {
+            api_token_failures,
+            mail_per_recipient_per_hour,
+            metrics_port,
             service,
             redis_key_prefix,
             trusted_proxies,

@@ -89,25 +89,56 @@ pub struct Base {
 }
 
 impl Base {
-    /// The service's own routes plus `/healthz`, `/readyz`, `/metrics`, with
-    /// the common layers applied once.
+    /// The service's own routes plus `/healthz` and `/readyz`, with the
+    /// common layers applied once. `/metrics` is not among them: see
+    /// [`Base::metrics_router`].
     pub fn router(&self, routes: Router) -> Router {
         let router = routes.merge(service::ops_router(self.deps.clone()));
         service::with_common_layers(router, self.http_metrics.clone(), self.edge)
     }
+
+    /// `/metrics` (and `/healthz`, `/readyz`) for the internal listener,
+    /// with the common layers.
+    pub fn metrics_router(&self) -> Router {
+        let router = service::metrics_router(self.deps.clone())
+            .merge(service::ops_router(self.deps.clone()));
+        service::with_common_layers(router, self.http_metrics.clone(), self.edge)
+    }
 }
 
-/// Binds, logs where the service listens, and serves until SIGTERM/SIGINT.
-pub async fn serve_until_signal(config: &Config, router: Router) -> Result<(), StartupError> {
+/// Binds the public port and the internal metrics port, logs where the
+/// service listens, and serves both until SIGTERM/SIGINT.
+pub async fn serve_until_signal(
+    config: &Config,
+    router: Router,
+    metrics: Router,
+) -> Result<(), StartupError> {
     let listener = service::bind(config).await?;
+    let metrics_listener = service::bind_metrics(config).await?;
     tracing::info!(
         service = config.service.name(),
         address = %format!("{}:{}", config.bind_addr, config.port),
+        metrics = %format!("{}:{}", config.bind_addr, config.metrics_port),
         "listening"
     );
-    service::serve(listener, router, config.http, service::shutdown_signal())
-        .await
-        .map_err(|err| StartupError::from_bind(config, &err))?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let mut metrics_stopped = stopped.clone();
+    let metrics_server = tokio::spawn(service::serve(
+        metrics_listener,
+        metrics,
+        config.http,
+        async move {
+            let _ = metrics_stopped.wait_for(|s| *s).await;
+        },
+    ));
+    let served = service::serve(listener, router, config.http, service::shutdown_signal()).await;
+    let _ = stop.send(true);
+    match metrics_server.await {
+        Ok(Err(err)) => tracing::warn!(error = %Chain(&err), "the metrics listener failed"),
+        Err(err) => tracing::warn!(error = %Chain(&err), "the metrics listener panicked"),
+        Ok(Ok(())) => {}
+    }
+    served.map_err(|err| StartupError::from_bind(config, &err))?;
     tracing::info!(service = config.service.name(), "stopped");
     Ok(())
 }

@@ -171,11 +171,18 @@ impl IntoResponse for Readiness {
     }
 }
 
-/// `/healthz`, `/readyz` and `/metrics`.
+/// `/healthz` and `/readyz`, on every listener.
 pub fn ops_router(deps: Dependencies) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .with_state(deps)
+}
+
+/// `/metrics`: on admin's and portal's internal `METRICS_PORT` only, never
+/// on their public port; on the worker's own port (it has no public one).
+pub fn metrics_router(deps: Dependencies) -> Router {
+    Router::new()
         .route("/metrics", get(metrics))
         .with_state(deps)
 }
@@ -257,6 +264,15 @@ pub async fn bind(config: &Config) -> Result<TcpListener, StartupError> {
     TcpListener::bind((config.bind_addr, config.port))
         .await
         .map_err(|err| StartupError::from_bind(config, &err))
+}
+
+/// Binds the internal metrics address (`METRICS_PORT`).
+pub async fn bind_metrics(config: &Config) -> Result<TcpListener, StartupError> {
+    TcpListener::bind((config.bind_addr, config.metrics_port))
+        .await
+        .map_err(|err| {
+            StartupError::from_bind_port(config, "METRICS_PORT", config.metrics_port, &err)
+        })
 }
 
 /// Resolves on SIGTERM or SIGINT (Ctrl-C).

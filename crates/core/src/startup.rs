@@ -115,9 +115,12 @@ impl StartupError {
     }
 
     pub fn from_bind(config: &Config, err: &io::Error) -> Self {
-        let var = config.service.port_var();
+        Self::from_bind_port(config, config.service.port_var(), config.port, err)
+    }
+
+    /// A failure to bind `port`, which `var` sets (`METRICS_PORT`, say).
+    pub fn from_bind_port(config: &Config, var: &'static str, port: u16, err: &io::Error) -> Self {
         let addr = config.bind_addr.to_string();
-        let port = config.port;
         if err.kind() == io::ErrorKind::AddrInUse {
             StartupError::PortInUse { var, addr, port }
         } else {

@@ -76,6 +76,7 @@ fn the_exported_list_is_what_the_code_registers() {
         .iter()
         .chain(metrics::COMMON)
         .chain(metrics::HTTP)
+        .chain(metrics::MAIL)
         .chain(metrics::HTTP_HISTOGRAMS)
         .chain(metrics::WORKER)
         .chain(metrics::WORKER_HISTOGRAMS)

@@ -88,9 +88,11 @@ fn prometheus_scrapes_the_three_services_and_itself() {
             (job["job_name"].as_str().unwrap().to_owned(), target)
         })
         .collect();
+    // admin and portal on their internal METRICS_PORT (metrics_listener.rs
+    // checks it against compose.yml), never on their application ports.
     let expected = [
-        ("admin", "admin:5000"),
-        ("portal", "portal:5001"),
+        ("admin", "admin:9100"),
+        ("portal", "portal:9100"),
         ("worker", "worker:5002"),
         ("prometheus", "localhost:9090"),
     ];

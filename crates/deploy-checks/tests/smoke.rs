@@ -32,6 +32,21 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
         .expect("test database");
 
     let ports: HashMap<&str, u16> = SERVICES.iter().map(|s| (*s, free_port())).collect();
+    // Where each service serves /metrics: admin's and portal's own
+    // METRICS_PORT, the worker's only port.
+    let metrics_ports: HashMap<&str, u16> = SERVICES
+        .iter()
+        .map(|s| {
+            (
+                *s,
+                if *s == "worker" {
+                    ports[s]
+                } else {
+                    free_port()
+                },
+            )
+        })
+        .collect();
     let files = tempfile::tempdir().expect("temporary directory");
     let mut env = service_env(&db.url, &ports);
     env.insert(
@@ -59,6 +74,11 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
     );
     let mut processes = Vec::new();
     for service in SERVICES {
+        let mut env = env.clone();
+        env.insert(
+            "METRICS_PORT".to_owned(),
+            metrics_ports[service].to_string(),
+        );
         let process =
             ServiceProcess::spawn(&binaries.join(service), &[], &env).expect("spawn service");
         wait_for(
@@ -103,7 +123,7 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
 
     let scratch = ScratchDir::new("prometheus");
     let prometheus_port = free_port();
-    let _prometheus = start_prometheus(&prometheus, &scratch, prometheus_port, &ports);
+    let _prometheus = start_prometheus(&prometheus, &scratch, prometheus_port, &metrics_ports);
     wait_for(
         || every_job_up(prometheus_port),
         "Prometheus reporting up == 1 for admin, portal, worker and prometheus",
@@ -114,9 +134,16 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
         },
     );
 
+    for service in ["admin", "portal"] {
+        assert_eq!(
+            http_status(ports[service], "/metrics"),
+            Some(404),
+            "{service} serves /metrics on its public port"
+        );
+    }
     let mut served = BTreeMap::new();
     for service in SERVICES {
-        let exposition = http::get(ports[service], "127.0.0.1", "/metrics")
+        let exposition = http::get(metrics_ports[service], "127.0.0.1", "/metrics")
             .unwrap()
             .body;
         let missing: Vec<String> = metrics::expected_series(service)
@@ -232,8 +259,8 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// The shipped prometheus.yml and alerts.yml with loopback targets, a 1 s
-/// scrape interval and no Alertmanager.
+/// The shipped prometheus.yml and alerts.yml with loopback targets (each
+/// job's metrics port), a 1 s scrape interval and no Alertmanager.
 fn start_prometheus(
     binary: &Path,
     scratch: &ScratchDir,

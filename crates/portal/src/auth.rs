@@ -26,7 +26,6 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// Failed bearer-token attempts one client address may make per window
 /// before every bearer request from it answers 429 until the window ends.
 const TOKEN_THROTTLE: &str = "api-token-ip";
-const TOKEN_FAILURES: u32 = 20;
 const TOKEN_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// Sign-in limits per 15 minutes: 10 attempts per (account, address) and 50
@@ -217,7 +216,7 @@ impl FromRequestParts<AppState> for Api {
             // Refused while this address is over its failure budget, even
             // with a good token, so guessing gains nothing.
             state
-                .throttle_check(TOKEN_THROTTLE, &ip_key, TOKEN_FAILURES)
+                .throttle_check(TOKEN_THROTTLE, &ip_key, state.token_failures)
                 .await?;
             let owner = tokens::authenticate(&state.db, Owner::Customer, secret).await?;
             let customer = match owner {
@@ -232,7 +231,7 @@ impl FromRequestParts<AppState> for Api {
                 })),
                 None => {
                     state
-                        .throttle(TOKEN_THROTTLE, &ip_key, TOKEN_FAILURES, TOKEN_WINDOW)
+                        .throttle(TOKEN_THROTTLE, &ip_key, state.token_failures, TOKEN_WINDOW)
                         .await?;
                     Err(AppError::Unauthorized)
                 }

@@ -30,6 +30,7 @@ pub use settings::PortalSettings;
 /// The portal application, ready to serve.
 pub struct App {
     router: Router,
+    metrics: Router,
     limits: saas_core::edge::HttpLimits,
 }
 
@@ -54,7 +55,13 @@ pub async fn build(config: &Config) -> Result<App, StartupError> {
 /// portal serves `/healthz` (and reports itself not ready) while Redis is down.
 pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App, StartupError> {
     let base = run::start(config, SchemaPolicy::Wait).await?;
-    let mailer = mail::Mailer::new(&settings).map_err(StartupError::Internal)?;
+    let outbox = saas_core::outbox::Outbox::new(
+        config.mail_per_recipient_per_hour,
+        &base.deps.metrics.registry,
+    )
+    .map_err(|err| StartupError::Internal(err.to_string()))?;
+    let mailer = mail::Mailer::new(&settings, outbox).map_err(StartupError::Internal)?;
+    mailer.spawn_sender(base.deps.db.clone());
     let backups = match store::BackupObjects::open(&settings.backup_store_url) {
         Ok(store) => Some(store),
         Err(reason) => {
@@ -83,11 +90,13 @@ pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App
             format!("{}portal:signin:", config.redis_key_prefix),
             auth::SIGN_IN_LIMITS,
         ),
+        token_failures: config.api_token_failures,
         settings,
     });
     let router = base.router(routes::router(state));
     Ok(App {
         router,
+        metrics: base.metrics_router(),
         limits: config.http,
     })
 }
@@ -95,6 +104,11 @@ pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App
 impl App {
     pub fn router(&self) -> Router {
         self.router.clone()
+    }
+
+    /// What the internal metrics listener serves (`/metrics`, health).
+    pub fn metrics_router(&self) -> Router {
+        self.metrics.clone()
     }
 
     /// Serves until `shutdown` resolves, then drains in-flight requests.

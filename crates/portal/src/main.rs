@@ -13,6 +13,6 @@ fn main() -> ExitCode {
     };
     run::block_on(&config, async {
         let app = portal::build_with(&config, settings).await?;
-        run::serve_until_signal(&config, app.router()).await
+        run::serve_until_signal(&config, app.router(), app.metrics_router()).await
     })
 }

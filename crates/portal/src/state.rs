@@ -42,6 +42,8 @@ pub struct Inner {
     pub trusted_proxies: saas_core::edge::TrustedProxies,
     /// Sign-in throttling (per account and address, per address, per account).
     pub sign_in: saas_core::auth::signin::SignInThrottle,
+    /// Failed bearer tokens per client address and 15 minutes (`API_BEARER_FAILURES`).
+    pub token_failures: u32,
 }
 
 impl std::ops::Deref for AppState {

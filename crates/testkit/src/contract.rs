@@ -39,6 +39,10 @@ impl Binary {
             ("SECRET_KEY".to_owned(), SECRET_KEY.to_owned()),
             ("BIND_ADDR".to_owned(), "127.0.0.1".to_owned()),
             (self.port_var.to_owned(), port.to_string()),
+            (
+                "METRICS_PORT".to_owned(),
+                free_port().unwrap_or(0).to_string(),
+            ),
             ("SCHEMA_WAIT_SECS".to_owned(), "10".to_owned()),
             ("LOG_LEVEL".to_owned(), "info".to_owned()),
         ])
@@ -66,12 +70,41 @@ impl Binary {
         }
         anyhow::bail!("never answered /healthz; log:\n{}", process.log())
     }
+
+    /// Whether the binary serves `/metrics` on its own `METRICS_PORT` (admin
+    /// and portal) rather than on its only port (the worker).
+    pub fn metrics_apart(&self) -> bool {
+        self.port_var != "WORKER_PORT"
+    }
+
+    /// Where `/metrics` of the binary started with `env` answers.
+    pub fn metrics_base(&self, env: &HashMap<String, String>) -> anyhow::Result<String> {
+        let var = if self.metrics_apart() {
+            "METRICS_PORT"
+        } else {
+            self.port_var
+        };
+        let port = env.get(var).with_context(|| format!("env has no {var}"))?;
+        Ok(format!("http://127.0.0.1:{port}"))
+    }
 }
 
-/// `/healthz` 200, `/readyz` 200, and `/metrics` counting the request made.
+/// `/healthz` 200, `/readyz` 200, and `/metrics` counting the request made;
+/// for admin and portal `/metrics` only on the internal `METRICS_PORT`, and
+/// 404 on the public port.
 pub async fn health_ready_metrics(bin: &Binary, db: &TestDb) -> anyhow::Result<()> {
-    let (_process, base) = bin.start(&bin.env(db, free_port()?)).await?;
+    let env = bin.env(db, free_port()?);
+    let (_process, base) = bin.start(&env).await?;
+    let internal = bin.metrics_base(&env)?;
     let client = reqwest::Client::new();
+    if bin.metrics_apart() {
+        let public = client.get(format!("{base}/metrics")).send().await?;
+        ensure!(
+            public.status() == 404,
+            "/metrics on the public port answered {}",
+            public.status()
+        );
+    }
     let health = client.get(format!("{base}/healthz")).send().await?;
     ensure!(health.status() == 200, "healthz: {}", health.status());
     ensure!(
@@ -83,7 +116,7 @@ pub async fn health_ready_metrics(bin: &Binary, db: &TestDb) -> anyhow::Result<(
     let body = ready.text().await?;
     ensure!(status == 200, "readyz: {status} {body}");
     let metrics = client
-        .get(format!("{base}/metrics"))
+        .get(format!("{internal}/metrics"))
         .send()
         .await?
         .text()
@@ -108,7 +141,7 @@ pub async fn health_ready_metrics(bin: &Binary, db: &TestDb) -> anyhow::Result<(
         .send()
         .await?;
     let metrics = client
-        .get(format!("{base}/metrics"))
+        .get(format!("{internal}/metrics"))
         .send()
         .await?
         .text()

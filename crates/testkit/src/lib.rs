@@ -16,6 +16,7 @@ pub mod contract;
 pub mod odoo;
 pub mod private;
 mod process;
+pub mod python;
 pub mod real_odoo;
 pub mod web;
 pub mod webdriver;

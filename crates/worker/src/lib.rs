@@ -75,7 +75,7 @@ where
     let base = run::start(config, SchemaPolicy::Wait).await?;
     let metrics = WorkerMetrics::register(&base.deps.metrics.registry)
         .map_err(|err| StartupError::Internal(err.to_string()))?;
-    let router = base.router(Router::new());
+    let router = base.router(saas_core::service::metrics_router(base.deps.clone()));
     let queue = base.deps.components.add("queue");
     let handlers = make_handlers(base.deps.db.clone()).await?;
     Ok(App {

@@ -102,6 +102,39 @@ fn schemas() -> Value {
     })
 }
 
+/// Text the API's query strings accept: anything without control
+/// characters (refused with 422 naming the parameter).
+const NO_CONTROL: &str = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$";
+
+/// The schema of query parameter `name` of the route at `path`, as
+/// `crate::filters` reads it.
+fn query_schema(path: &str, name: &str) -> Value {
+    let text = |max: u64| json!({ "type": "string", "maxLength": max, "pattern": NO_CONTROL });
+    match name {
+        "q" => text(254),
+        "actor" | "target" => text(300),
+        "action" => text(100),
+        "cursor" => json!({ "type": "string", "minLength": 1, "pattern": NO_CONTROL,
+            "description": "next_cursor of the previous page, as given" }),
+        "limit" => json!({ "type": "integer", "minimum": 1, "maximum": crate::filters::MAX_LIMIT }),
+        "plan" | "server" | "customer" | "tenant" => json!({ "type": "string", "format": "uuid" }),
+        "disabled" => json!({ "type": "boolean" }),
+        "sort" => json!({ "enum": ["created", "name"] }),
+        "since" | "until" => json!({ "type": "string", "format": "date-time",
+            "description": "an RFC 3339 time, or a date (2024-01-31: midnight UTC)" }),
+        "kind" => {
+            json!({ "enum": saas_core::ops::OperationKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>() })
+        }
+        "state" if path.starts_with("/api/v1/operations") => {
+            json!({ "enum": saas_core::ops::OperationState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
+        }
+        "state" => {
+            json!({ "enum": saas_core::domain::TenantState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
+        }
+        _ => text(500),
+    }
+}
+
 fn error_response(description: &str) -> Value {
     json!({ "description": description, "content": { "application/json": {
         "schema": { "$ref": "#/components/schemas/Error" } } } })
@@ -123,18 +156,37 @@ pub fn document() -> Value {
         }
         for name in spec.query {
             parameters.push(json!({ "name": name, "in": "query", "required": false,
-                "schema": { "type": "string" } }));
+                "schema": query_schema(spec.path, name) }));
         }
         let role = match spec.role {
             Some(role) => format!("Role: {role} or above."),
             None => "Called by Alertmanager with the webhook token.".to_owned(),
         };
+        let ok = if spec.path.ends_with(".csv") {
+            json!({ "description": "OK", "content": { "text/csv": { "schema": { "type": "string" } } } })
+        } else if spec.path.contains("/backups/{backup}") {
+            json!({ "description": "OK", "content": { "application/zip": {
+                "schema": { "type": "string", "contentMediaType": "application/zip" } } } })
+        } else {
+            json!({ "description": "OK", "content": { "application/json": { "schema": { "type": "object" } } } })
+        };
         let mut responses = json!({
-            "200": { "description": "OK", "content": { "application/json": {} } },
-            "401": error_response("no or unknown bearer token"),
+            "200": ok,
+            "401": error_response("no, an unknown or a disabled operator's bearer token"),
             "403": error_response("the caller's role may not do this"),
             "404": error_response("not found"),
+            "429": error_response("too many failed bearer tokens from this address"),
+            "503": error_response("PostgreSQL or Redis is unavailable"),
         });
+        if spec.method == "POST" && !spec.path.contains("/{") && spec.role.is_some() {
+            responses["201"] = json!({ "description": "created", "content": { "application/json": { "schema": { "type": "object" } } } });
+        }
+        if spec.method == "DELETE" {
+            responses["204"] = json!({ "description": "deleted" });
+        }
+        if !spec.query.is_empty() {
+            responses["422"] = error_response("a query parameter is invalid; `field` names it");
+        }
         if spec.body.is_some() {
             responses["400"] = error_response("the body is not JSON");
             responses["422"] = error_response("a field is invalid; `field` names it");

@@ -205,7 +205,9 @@ fn refuse_throttled(
 }
 
 /// Tells an operator that their account collects failed sign-ins (once
-/// per throttle window): an email in the outbox, and an audit entry.
+/// per throttle window): an email in the outbox (the portal's sender
+/// delivers it; past the recipient's hourly share it is dropped), and an
+/// audit entry.
 pub async fn tell_owner_of_attack(
     state: &AppState,
     operator: &operators::OperatorRow,
@@ -215,18 +217,18 @@ pub async fn tell_owner_of_attack(
 ) -> Result<(), Error> {
     let (subject, body) = signin::attack_notice("admin", failures, SIGN_IN_LIMITS.window, None);
     let mut tx = state.db.begin().await?;
-    saas_core::outbox::store(
-        &mut tx,
-        &saas_core::outbox::NewEmail {
-            to: &operator.email,
-            subject: &subject,
-            body_text: &body,
-            purpose: "sign_in_attack",
-        },
-        false,
-        None,
-    )
-    .await?;
+    state
+        .outbox
+        .enqueue(
+            &mut tx,
+            &saas_core::outbox::NewEmail {
+                to: &operator.email,
+                subject: &subject,
+                body_text: &body,
+                purpose: "sign_in_attack",
+            },
+        )
+        .await?;
     audit::record(
         &mut tx,
         &audit::Entry {

@@ -238,6 +238,9 @@ impl FromRequest<AppState> for CsrfForm {
     }
 }
 
+/// The window failed bearer tokens are counted in, per client address.
+const TOKEN_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+
 /// An operator calling the JSON API with `Authorization: Bearer <token>`.
 pub struct ApiUser(pub CurrentOperator);
 
@@ -246,13 +249,20 @@ impl FromRequestParts<AppState> for ApiUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Error> {
         let token = bearer(&parts.headers).ok_or(Error::Unauthorized)?;
+        let address = client_address(state, parts);
         let hash = saas_core::auth::sha256_hex(token);
         let operator = match state.cached_token(&hash) {
             Some(row) => Some(row),
             None => {
+                // Refused while this address is over its budget of failed
+                // tokens, even with a good one, so guessing gains nothing. A
+                // token checked moments ago (cached) costs no Redis request.
+                let throttle = TokenThrottle::new(state, address);
+                throttle.check(state).await?;
                 let row = operators::by_api_token(&state.db, token).await?;
-                if let Some(row) = &row {
-                    state.cache_token(hash, row.clone());
+                match &row {
+                    Some(row) => state.cache_token(hash, row.clone()),
+                    None => throttle.failed(state).await?,
                 }
                 row
             }
@@ -260,11 +270,47 @@ impl FromRequestParts<AppState> for ApiUser {
         match operator {
             Some(operator) if !operator.disabled => Ok(ApiUser(CurrentOperator {
                 operator,
-                address: client_address(state, parts),
+                address,
                 csrf: None,
             })),
             _ => Err(Error::Unauthorized),
         }
+    }
+}
+
+/// Failed bearer tokens counted per client address.
+struct TokenThrottle {
+    key: String,
+}
+
+impl TokenThrottle {
+    fn new(state: &AppState, address: Option<std::net::IpAddr>) -> Self {
+        let address = address.map(|a| a.to_string()).unwrap_or_default();
+        Self {
+            key: state.key(&format!(
+                "admin:throttle:api-token-ip:{}",
+                saas_core::auth::sha256_hex(&address)
+            )),
+        }
+    }
+
+    async fn check(&self, state: &AppState) -> Result<(), Error> {
+        let mut conn = state.redis.conn().await?;
+        saas_core::auth::throttle::check(&mut conn, &self.key, state.token_failures)
+            .await?
+            .map_err(|t| Error::Throttled(t.retry_after))
+    }
+
+    async fn failed(&self, state: &AppState) -> Result<(), Error> {
+        let mut conn = state.redis.conn().await?;
+        saas_core::auth::throttle::hit(
+            &mut conn,
+            &self.key,
+            state.token_failures,
+            TOKEN_FAILURE_WINDOW,
+        )
+        .await?
+        .map_err(|t| Error::Throttled(t.retry_after))
     }
 }
 

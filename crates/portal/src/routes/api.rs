@@ -6,7 +6,7 @@ use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use chrono::Utc;
 use saas_core::auth::tokens::{self, Owner};
@@ -29,40 +29,121 @@ use crate::state::AppState;
 
 type ApiResult = Result<Response, AppError>;
 
+/// A parameter of an API route, as the OpenAPI document describes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Param {
+    /// `{id}` in the path: a UUID (anything else answers 404).
+    Id,
+    /// `{name}` in the path: a subdomain to check.
+    Name,
+    /// `?confirm=`: the instance's subdomain, typed to confirm.
+    Confirm,
+}
+
+/// The request body of an API route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Body {
+    /// JSON; the name of its schema in `components.schemas`.
+    Json(&'static str),
+    /// An Odoo backup zip as the raw body (`application/zip`).
+    Zip,
+}
+
+/// What the OpenAPI document says about one route.
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub method: &'static str,
+    /// In axum's (and OpenAPI's) syntax: `/api/v1/instances/{id}`.
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub params: &'static [Param],
+    pub body: Option<Body>,
+    /// The success status and what it carries.
+    pub ok: (u16, &'static str),
+    /// Answers that depend on the platform's state rather than the input's
+    /// shape (409 for a conflict with it, 422 for a business rule such as a
+    /// taken subdomain or a plan over its limits).
+    pub refusals: &'static [u16],
+}
+
+pub struct ApiRoute {
+    pub spec: RouteSpec,
+    handler: MethodRouter<AppState>,
+}
+
+macro_rules! api {
+    ($method:literal $path:literal, $summary:literal, $handler:expr, params = [$($p:ident),*], body = $body:expr, ok = ($status:literal, $what:literal), refusals = [$($r:literal),*]) => {
+        ApiRoute {
+            spec: RouteSpec {
+                method: $method,
+                path: $path,
+                summary: $summary,
+                params: &[$(Param::$p),*],
+                body: $body,
+                ok: ($status, $what),
+                refusals: &[$($r),*],
+            },
+            handler: on(filter($method), $handler),
+        }
+    };
+}
+
+fn filter(method: &str) -> MethodFilter {
+    match method {
+        "POST" => MethodFilter::POST,
+        "DELETE" => MethodFilter::DELETE,
+        _ => MethodFilter::GET,
+    }
+}
+
+const fn json(schema: &'static str) -> Option<Body> {
+    Some(Body::Json(schema))
+}
+
+/// Every `/api/v1` route: one table builds the router and the OpenAPI
+/// document, so the document lists exactly what is served.
+pub fn routes() -> Vec<ApiRoute> {
+    vec![
+        api!("GET" "/api/v1/plans", "Plans open to new instances", plans, params = [], body = None, ok = (200, "plans"), refusals = []),
+        api!("GET" "/api/v1/subdomains/{name}", "Whether a subdomain can be taken (and why not)", subdomain, params = [Name], body = None, ok = (200, "availability"), refusals = []),
+        api!("GET" "/api/v1/instances", "Your instances", list, params = [], body = None, ok = (200, "instances"), refusals = []),
+        api!("POST" "/api/v1/instances", "Create an instance (provisioned asynchronously)", create, params = [], body = json("NewInstance"), ok = (202, "instance and its provision operation"), refusals = [409, 422]),
+        api!("GET" "/api/v1/instances/{id}", "One instance with its recent operations", show, params = [Id], body = None, ok = (200, "instance"), refusals = []),
+        api!("DELETE" "/api/v1/instances/{id}", "Delete an instance (final backup kept for the grace period)", delete, params = [Id, Confirm], body = None, ok = (202, "delete operation"), refusals = [409, 422]),
+        api!("POST" "/api/v1/instances/{id}/plan", "Change plan (refused with the reason when usage exceeds it)", change_plan, params = [Id], body = json("PlanChange"), ok = (202, "change_plan operation"), refusals = [409, 422]),
+        api!("POST" "/api/v1/instances/{id}/admin-password", "Set a new password for the instance's Odoo admin user (its login is `odoo_login` of the instance); the worker writes it within seconds. Repeated while the first request waits, the newest password wins", reset_admin_password, params = [Id], body = json("AdminPassword"), ok = (202, "reset_admin_password operation"), refusals = [409, 422]),
+        api!("GET" "/api/v1/instances/{id}/operations", "The instance's operations", operations, params = [Id], body = None, ok = (200, "operations"), refusals = []),
+        api!("GET" "/api/v1/instances/{id}/backups", "The instance's backups", list_backups, params = [Id], body = None, ok = (200, "backups"), refusals = []),
+        api!("POST" "/api/v1/instances/{id}/backups", "Back up now", backup_now, params = [Id], body = None, ok = (202, "backup operation"), refusals = [409, 422]),
+        api!("POST" "/api/v1/instances/{id}/backups/upload", "Upload an Odoo backup zip (dump.sql, filestore/, manifest.json) and restore the instance from it", upload, params = [Id, Confirm], body = Some(Body::Zip), ok = (202, "backup recorded, restore requested"), refusals = [409, 413, 422]),
+        api!("GET" "/api/v1/backups/{id}", "One backup", show_backup, params = [Id], body = None, ok = (200, "backup"), refusals = []),
+        api!("GET" "/api/v1/backups/{id}/download", "Download a backup zip", download, params = [Id], body = None, ok = (200, "the zip"), refusals = []),
+        api!("POST" "/api/v1/backups/{id}/restore", "Restore a backup into its instance", restore, params = [Id], body = json("Confirm"), ok = (202, "restore operation"), refusals = [409, 422]),
+        api!("GET" "/api/v1/operations/{id}", "Status of one operation", operation, params = [Id], body = None, ok = (200, "operation"), refusals = []),
+        api!("GET" "/api/v1/tokens", "Your API tokens (never their secrets)", list_tokens, params = [], body = None, ok = (200, "tokens"), refusals = []),
+        api!("POST" "/api/v1/tokens", "Create a token; its secret is in this response only", new_token, params = [], body = json("NewToken"), ok = (201, "token with secret"), refusals = []),
+        api!("DELETE" "/api/v1/tokens/{id}", "Revoke a token", revoke, params = [Id], body = None, ok = (204, "revoked"), refusals = []),
+    ]
+}
+
 pub fn router(state: &AppState) -> Router<AppState> {
     let upload_limit = usize::try_from(state.settings.max_upload_bytes)
         .unwrap_or(usize::MAX)
         .saturating_add(1 << 20);
-    Router::new()
-        .route("/api/v1/plans", get(plans))
-        .route("/api/v1/subdomains/{name}", get(subdomain))
-        .route("/api/v1/instances", get(list).post(create))
-        .route("/api/v1/instances/{id}", get(show).delete(delete))
-        .route("/api/v1/instances/{id}/plan", post(change_plan))
-        .route(
-            "/api/v1/instances/{id}/admin-password",
-            post(reset_admin_password),
-        )
-        .route("/api/v1/instances/{id}/operations", get(operations))
-        .route(
-            "/api/v1/instances/{id}/backups",
-            get(list_backups).post(backup_now),
-        )
-        .route(
-            "/api/v1/instances/{id}/backups/upload",
-            post(upload)
+    routes().into_iter().fold(Router::new(), |router, route| {
+        let handler = if route.spec.body == Some(Body::Zip) {
+            route
+                .handler
                 .layer(DefaultBodyLimit::max(upload_limit))
                 .layer(axum::middleware::from_fn_with_state(
                     state.settings.upload_timeout,
                     saas_core::edge::timeout::extend,
-                )),
-        )
-        .route("/api/v1/backups/{id}", get(show_backup))
-        .route("/api/v1/backups/{id}/download", get(download))
-        .route("/api/v1/backups/{id}/restore", post(restore))
-        .route("/api/v1/operations/{id}", get(operation))
-        .route("/api/v1/tokens", get(list_tokens).post(new_token))
-        .route("/api/v1/tokens/{id}", axum::routing::delete(revoke))
+                ))
+        } else {
+            route.handler
+        };
+        router.route(route.spec.path, handler)
+    })
 }
 
 /// Parses a JSON body; a missing or mistyped field is named.

@@ -22,6 +22,8 @@ pub fn binary() -> Binary {
 
 pub struct TestApp {
     pub base: String,
+    /// The internal metrics listener (`METRICS_PORT`).
+    pub metrics: String,
     pub pool: PgPool,
     pub backups_dir: tempfile::TempDir,
     pub trial_plan: Uuid,
@@ -116,6 +118,7 @@ impl TestApp {
         }
         let (process, base) = bin.start(&env).await?;
         Ok(Self {
+            metrics: bin.metrics_base(&env)?,
             base,
             pool,
             backups_dir,

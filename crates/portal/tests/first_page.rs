@@ -20,8 +20,7 @@ use serde_json::Value;
 use sqlx::Connection as _;
 
 #[tokio::test]
-async fn a_new_instance_serves_its_first_page_with_the_templates_bundles() -> anyhow::Result<()>
-{
+async fn a_new_instance_serves_its_first_page_with_the_templates_bundles() -> anyhow::Result<()> {
     let world = OdooWorld::new().await?;
     let app = TestApp::start_with(options(&world)).await?;
     let worker = start_worker(&app, &world).await?;
@@ -109,6 +108,10 @@ async fn a_new_instance_serves_its_first_page_with_the_templates_bundles() -> an
         .execute(&mut tenant)
         .await?;
     browser.load("/web/login", 6).await?.ensure_complete()?;
-    ensure!(world.compiled_bundles() == 3, "{}", world.compiled_bundles());
+    ensure!(
+        world.compiled_bundles() == 3,
+        "{}",
+        world.compiled_bundles()
+    );
     Ok(())
 }

@@ -289,4 +289,3 @@ pub fn worker_binary(sibling: &Path) -> anyhow::Result<PathBuf> {
     anyhow::ensure!(path.exists(), "{} missing after the build", path.display());
     Ok(path)
 }
-

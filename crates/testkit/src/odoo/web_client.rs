@@ -141,7 +141,12 @@ fn compiled(name: &str, mimetype: &str, size: usize) -> Vec<u8> {
     let mut i = 0u64;
     while out.len() < size {
         let line = if mimetype == "text/css" {
-            format!(".o_{}_{i}{{color:#{:06x};margin:{}px}}\n", name.len(), i % 0xff_ffff, i % 97)
+            format!(
+                ".o_{}_{i}{{color:#{:06x};margin:{}px}}\n",
+                name.len(),
+                i % 0xff_ffff,
+                i % 97
+            )
         } else {
             format!("odoo.define(\"{name}/{i}\",[],function(){{\"use strict\";return {i};}});\n")
         };
@@ -272,12 +277,12 @@ fn page_links(web: &FixtureWeb, page: Page) -> Vec<(Bundle, String)> {
 
 fn link_of(bundle: &Bundle, url: &str) -> String {
     match (bundle.page, bundle.name) {
-        (_, name) if name.ends_with(".css") && name.contains("print") => format!(
-            r#"<link type="text/css" rel="stylesheet" href="{url}" media="print"/>"#
-        ),
-        (Page::WebClient, name) if name.ends_with(".css") => format!(
-            r#"<link type="text/css" rel="stylesheet" href="{url}" media="screen"/>"#
-        ),
+        (_, name) if name.ends_with(".css") && name.contains("print") => {
+            format!(r#"<link type="text/css" rel="stylesheet" href="{url}" media="print"/>"#)
+        }
+        (Page::WebClient, name) if name.ends_with(".css") => {
+            format!(r#"<link type="text/css" rel="stylesheet" href="{url}" media="screen"/>"#)
+        }
         (_, name) if name.ends_with(".css") => {
             format!(r#"<link type="text/css" rel="stylesheet" href="{url}"/>"#)
         }
@@ -385,16 +390,15 @@ async fn authenticate(
     if asked != db {
         return access_denied(&id);
     }
-    let user: Option<(i32, Option<String>)> = match sqlx::query_as(
-        "SELECT id, password FROM res_users WHERE login = $1 AND active",
-    )
-    .bind(login)
-    .fetch_optional(&mut conn)
-    .await
-    {
-        Ok(user) => user,
-        Err(e) => return server_error(&e.into()),
-    };
+    let user: Option<(i32, Option<String>)> =
+        match sqlx::query_as("SELECT id, password FROM res_users WHERE login = $1 AND active")
+            .bind(login)
+            .fetch_optional(&mut conn)
+            .await
+        {
+            Ok(user) => user,
+            Err(e) => return server_error(&e.into()),
+        };
     let Some((uid, Some(hash))) = user else {
         return access_denied(&id);
     };
@@ -408,7 +412,12 @@ async fn authenticate(
     let session: String = {
         let mut rng = rand::rng();
         (0..72)
-            .map(|_| char::from(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..62)]))
+            .map(|_| {
+                char::from(
+                    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+                        [rng.random_range(0..62)],
+                )
+            })
             .collect()
     };
     if let Ok(mut sessions) = web.sessions.lock() {
@@ -420,9 +429,9 @@ async fn authenticate(
                    "server_version": "18.0-20250702"},
     }))
     .into_response();
-    if let Ok(cookie) =
-        HeaderValue::from_str(&format!("session_id={session}; HttpOnly; Path=/; Max-Age=604800"))
-    {
+    if let Ok(cookie) = HeaderValue::from_str(&format!(
+        "session_id={session}; HttpOnly; Path=/; Max-Age=604800"
+    )) {
         response.headers_mut().insert(SET_COOKIE, cookie);
     }
     response
@@ -446,7 +455,8 @@ fn verify_pbkdf2_sha512(password: &str, hash: &str) -> bool {
     ) else {
         return false;
     };
-    let (Ok(rounds), Some(salt), Some(checksum)) = (rounds.parse::<u32>(), ab64(salt), ab64(checksum))
+    let (Ok(rounds), Some(salt), Some(checksum)) =
+        (rounds.parse::<u32>(), ab64(salt), ab64(checksum))
     else {
         return false;
     };
@@ -506,7 +516,8 @@ async fn asset(
 fn bundle_response(content: Vec<u8>, mimetype: Option<String>) -> Response {
     let mut response = content.into_response();
     let headers = response.headers_mut();
-    if let Some(Ok(value)) = mimetype.map(|m| HeaderValue::from_str(&format!("{m}; charset=utf-8"))) {
+    if let Some(Ok(value)) = mimetype.map(|m| HeaderValue::from_str(&format!("{m}; charset=utf-8")))
+    {
         headers.insert(CONTENT_TYPE, value);
     }
     headers.insert(

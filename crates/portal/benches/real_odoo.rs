@@ -29,7 +29,25 @@ use sqlx::{Connection as _, Executor as _};
 use url::Url;
 
 const RUNS: usize = 10;
+/// Tenant counts whose connections are measured; `ODOO_BENCH_SCALE`
+/// (comma-separated, ascending) overrides it for a shorter run.
 const SCALE: [usize; 2] = [50, 200];
+
+fn scale() -> anyhow::Result<Vec<usize>> {
+    let Ok(list) = std::env::var("ODOO_BENCH_SCALE") else {
+        return Ok(SCALE.to_vec());
+    };
+    let counts = list
+        .split(',')
+        .map(|n| n.trim().parse::<usize>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("ODOO_BENCH_SCALE={list:?}: expected counts like 50,200"))?;
+    ensure!(
+        counts.windows(2).all(|w| w[0] < w[1]) && counts.iter().all(|&n| n >= RUNS),
+        "ODOO_BENCH_SCALE={list:?}: counts must ascend and be at least {RUNS}"
+    );
+    Ok(counts)
+}
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -304,7 +322,7 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
 
     let mut scale_rows = String::new();
     let mut tenants: Vec<String> = (0..RUNS).map(|i| format!("rb{i}-{suffix}")).collect();
-    for target in SCALE {
+    for target in scale()? {
         let started = Instant::now();
         while tenants.len() < target {
             // Four at a time, as the worker's default concurrency runs them.

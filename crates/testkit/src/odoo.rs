@@ -1,21 +1,26 @@
 //! An Odoo world for tests above the data plane (worker, admin, portal): a
 //! template database loaded from the real Odoo 18 fixture with a small
 //! filestore and sealed like a real one (`odoo/seal-template.sql`: closed to
-//! connections, no known password), and a local HTTP server answering
-//! `/web/login` the way Odoo with `dbfilter = ^%d$` does. Every database whose
+//! connections, no known password), its asset bundles stored in it the way
+//! `odoo/build-templates.sh` has Odoo store them, and a local HTTP server
+//! answering the login page, sign-in, web client and asset bundles the way
+//! Odoo 18 with `dbfilter = ^%d$` does ([`web_client`]). Every database whose
 //! name contains the world's suffix is dropped when the world is dropped, so
 //! give tenants subdomains that contain [`OdooWorld::suffix`].
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
 use sqlx::{Connection as _, Executor as _, PgConnection};
 
 mod seal;
+pub mod web_client;
 
 pub use seal::{seal_sql_path, seal_template};
+pub use web_client::FixtureWeb;
+
+/// Tests' bundles are the real ones' sizes divided by this (92 KB in all).
+pub const TEST_BUNDLE_DIVISOR: usize = 100;
 
 /// The role that owns tenant databases in tests (shared by all tests).
 pub const ROLE: &str = "saas_odoo_test";
@@ -38,14 +43,26 @@ pub struct OdooWorld {
     pub filestore_root: PathBuf,
     /// Base URL of the fake Odoo.
     pub odoo_url: String,
+    /// The fake Odoo's sessions and the bundles it had to compile.
+    pub web: std::sync::Arc<FixtureWeb>,
     dir: tempfile::TempDir,
     server: tokio::task::JoinHandle<()>,
 }
 
 impl OdooWorld {
-    /// The role, sealed template `tpl_<suffix>` with a small filestore, and the
-    /// fake Odoo.
+    /// The role, sealed template `tpl_<suffix>` with a small filestore and
+    /// asset bundles ([`TEST_BUNDLE_DIVISOR`]), and the fake Odoo.
     pub async fn new() -> anyhow::Result<Self> {
+        Self::with_bundles(web_client::bundles(TEST_BUNDLE_DIVISOR)).await
+    }
+
+    /// [`OdooWorld::new`] with the asset bundles at their real sizes
+    /// (9.2 MB), for benchmarks.
+    pub async fn with_real_bundles() -> anyhow::Result<Self> {
+        Self::with_bundles(web_client::bundles(1)).await
+    }
+
+    async fn with_bundles(bundles: Vec<web_client::Bundle>) -> anyhow::Result<Self> {
         let suffix = crate::unique_suffix();
         let template = suffix.clone();
         let dir = tempfile::tempdir()?;
@@ -57,10 +74,14 @@ impl OdooWorld {
         let files = filestore_root.join(&database).join("ab");
         std::fs::create_dir_all(&files)?;
         std::fs::write(files.join("ab12cd34"), b"an attachment of the template\n")?;
+        // What warm-assets.py has Odoo do; build-templates.sh then moves the
+        // building database's filestore to the template's.
+        web_client::store_bundles(&building, &filestore_root.join(&database), &bundles).await?;
         seal_template(&building, &database).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let odoo_url = format!("http://{}", listener.local_addr()?);
-        let app = axum::Router::new().route("/web/login", get(login));
+        let web = FixtureWeb::new(filestore_root.clone(), bundles);
+        let app = web.router();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -69,9 +90,16 @@ impl OdooWorld {
             template,
             filestore_root,
             odoo_url,
+            web,
             dir,
             server,
         })
+    }
+
+    /// Asset bundles the fake Odoo compiled because a tenant's database did
+    /// not have them (0 when every tenant got them with the template).
+    pub fn compiled_bundles(&self) -> usize {
+        self.web.compiled()
     }
 
     /// A scratch directory that lives as long as the world.
@@ -158,36 +186,6 @@ pub async fn admin_exec(sql: &str) -> anyhow::Result<()> {
     let mut admin = PgConnection::connect(&crate::admin_database_url()).await?;
     admin.execute(sql).await?;
     Ok(())
-}
-
-/// 200 when the first label of the Host names a provisioned database, like
-/// Odoo with `dbfilter = ^%d$`; 404 otherwise.
-async fn login(headers: HeaderMap) -> StatusCode {
-    let host = headers
-        .get("host")
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let db = host.split('.').next().unwrap_or_default().to_owned();
-    match provisioned(&db).await {
-        Ok(true) => StatusCode::OK,
-        _ => StatusCode::NOT_FOUND,
-    }
-}
-
-async fn provisioned(db: &str) -> anyhow::Result<bool> {
-    if db.is_empty()
-        || !db
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
-        return Ok(false);
-    }
-    let mut conn = PgConnection::connect(&crate::database_url(db)?).await?;
-    let marker: Option<String> =
-        sqlx::query_scalar("SELECT value FROM ir_config_parameter WHERE key = 'saas.provisioned'")
-            .fetch_optional(&mut conn)
-            .await?;
-    Ok(marker.is_some())
 }
 
 impl OdooWorld {

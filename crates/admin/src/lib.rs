@@ -43,7 +43,15 @@ pub struct App {
 pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, StartupError> {
     let base = run::start(config, SchemaPolicy::Migrate).await?;
     bootstrap::bootstrap_owner(&base.deps.db, &settings).await?;
+    let backups = backups::open(&settings.backup);
+    if let Some(copies) = &backups {
+        saas_core::backup_store::watch_readiness(
+            base.deps.components.add("backup_store"),
+            copies.for_readiness(),
+        );
+    }
     let state = AppState::new(Inner {
+        backups,
         db: base.deps.db.clone(),
         redis: SharedRedis::new(base.deps.redis.clone(), &config.redis_key_prefix),
         sessions: SessionStore {

@@ -194,8 +194,9 @@ pub(crate) async fn upload_stream(
     }
     drop(rx);
     let produced = producer.await.map_err(OdooError::from).and_then(|r| r);
+    // The store's own error says more than the producer's "upload stopped".
     match (produced, failed) {
-        (Err(e), _) | (Ok(()), Some(e)) => {
+        (_, Some(e)) | (Err(e), None) => {
             if let Err(abort) = upload.abort().await {
                 tracing::warn!(error = %saas_core::error_chain::Chain(&abort), "aborting the interrupted upload failed; the sweep aborts it later");
             }

@@ -161,14 +161,14 @@ impl S3Options {
 
 /// The `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY` pair, or else the
 /// profile `AWS_PROFILE` (default `default`) of `AWS_SHARED_CREDENTIALS_FILE`.
+/// `.env.example`'s placeholders (`change-me...`) count as unset.
 fn credentials(env: &Env) -> Result<Option<StaticCredentials>, ConfigError> {
-    let token = env
-        .get("AWS_SESSION_TOKEN")
-        .map(|t| SecretString::from(t.to_owned()));
-    match (
-        env.get("AWS_ACCESS_KEY_ID"),
-        env.get("AWS_SECRET_ACCESS_KEY"),
-    ) {
+    let real = |name: &str| {
+        env.get(name)
+            .filter(|v| !v.starts_with(crate::config::EXAMPLE_SECRET_MARKER))
+    };
+    let token = real("AWS_SESSION_TOKEN").map(|t| SecretString::from(t.to_owned()));
+    match (real("AWS_ACCESS_KEY_ID"), real("AWS_SECRET_ACCESS_KEY")) {
         (Some(id), Some(secret)) => {
             return Ok(Some(StaticCredentials {
                 access_key_id: id.to_owned(),
@@ -179,7 +179,8 @@ fn credentials(env: &Env) -> Result<Option<StaticCredentials>, ConfigError> {
         (Some(_), None) => {
             return Err(ConfigError {
                 var: "AWS_SECRET_ACCESS_KEY",
-                expected: "the secret of AWS_ACCESS_KEY_ID".to_owned(),
+                expected: "the secret of AWS_ACCESS_KEY_ID (not the .env.example placeholder)"
+                    .to_owned(),
                 got: None,
             });
         }

@@ -43,7 +43,10 @@ async fn db_size_mb(conn: &mut PgConnection) -> anyhow::Result<f64> {
 
 /// The Odoo fixture plus rows until the database is about `target_mb`.
 async fn build_db(target_mb: f64) -> anyhow::Result<f64> {
-    exec(&format!(r#"DROP DATABASE IF EXISTS "{TENANT}" WITH (FORCE)"#)).await?;
+    exec(&format!(
+        r#"DROP DATABASE IF EXISTS "{TENANT}" WITH (FORCE)"#
+    ))
+    .await?;
     exec(&format!(r#"CREATE DATABASE "{TENANT}" OWNER {ROLE}"#)).await?;
     let out = tokio::process::Command::new("psql")
         .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-f"])
@@ -52,7 +55,11 @@ async fn build_db(target_mb: f64) -> anyhow::Result<f64> {
         .env("PGOPTIONS", format!("-c role={ROLE}"))
         .output()
         .await?;
-    anyhow::ensure!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    anyhow::ensure!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut conn = PgConnection::connect(&saas_testkit::database_url(TENANT)?).await?;
     conn.execute(format!("SET ROLE {ROLE}").as_str()).await?;
     let mut batch = 0i32;
@@ -79,7 +86,8 @@ fn build_filestore(dir: &Path, mb: usize) -> anyhow::Result<()> {
     for file in 0..mb.div_ceil(10) {
         let sub = dir.join(format!("{file:02x}"));
         std::fs::create_dir_all(&sub)?;
-        let mut out = std::io::BufWriter::new(std::fs::File::create(sub.join(format!("{file:040x}")))?);
+        let mut out =
+            std::io::BufWriter::new(std::fs::File::create(sub.join(format!("{file:040x}")))?);
         for _ in 0..10.min(mb - file * 10) {
             for word in chunk.chunks_mut(8) {
                 state ^= state << 13;
@@ -115,7 +123,11 @@ fn write_section(section: &str) -> anyhow::Result<()> {
             block,
             current[b + end.len()..].trim_start_matches('\n')
         ),
-        _ => format!("{}\n{}", current.trim_end_matches('\n'), "\n".to_owned() + &block),
+        _ => format!(
+            "{}\n{}",
+            current.trim_end_matches('\n'),
+            "\n".to_owned() + &block
+        ),
     };
     std::fs::write(&path, updated).context("writing bench/RESULTS.md")
 }
@@ -145,9 +157,11 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("building a tenant of ~{db_mb} MB database + {files_mb} MB filestore...");
     let size = build_db(db_mb as f64).await?;
     build_filestore(&root.join(TENANT), files_mb)?;
-    let settings = BackupStoreSettings::from_env(&Env::from_pairs(
-        garage.env("BACKUP_STORE_URL", "bench", "odoo-saas"),
-    ))?;
+    let settings = BackupStoreSettings::from_env(&Env::from_pairs(garage.env(
+        "BACKUP_STORE_URL",
+        "bench",
+        "odoo-saas",
+    )))?;
     let (store, _) = BackupStore::from_settings(&settings)?;
     let store = store.with_encryption(Some(EncryptionKey::from_bytes([0x5a; 32])));
 
@@ -170,7 +184,10 @@ async fn main() -> anyhow::Result<()> {
     running.store(false, Ordering::Relaxed);
     let _ = sampler.join();
     let stored = store.size("bench/tenant.zip").await?;
-    exec(&format!(r#"DROP DATABASE IF EXISTS "{TENANT}" WITH (FORCE)"#)).await?;
+    exec(&format!(
+        r#"DROP DATABASE IF EXISTS "{TENANT}" WITH (FORCE)"#
+    ))
+    .await?;
 
     let peak_mb = peak.load(Ordering::Relaxed) as f64 / 1024.0;
     let total_mb = size + files_mb as f64;

@@ -51,7 +51,12 @@ impl BackupStore {
     /// The primary store and, when configured, the replica.
     pub fn from_settings(settings: &BackupStoreSettings) -> Result<(Self, Option<Self>)> {
         let key = settings.encryption.clone();
-        let primary = Self::open(&settings.primary, &settings.s3, key.clone(), StoreRole::Primary)?;
+        let primary = Self::open(
+            &settings.primary,
+            &settings.s3,
+            key.clone(),
+            StoreRole::Primary,
+        )?;
         let replica = match &settings.replica {
             Some(url) => Some(Self::open(url, &settings.s3, key, StoreRole::Replica)?),
             None => None,
@@ -215,7 +220,9 @@ impl BackupStore {
         {
             return Err(self.unusable(
                 key,
-                format!("its SHA-256 is {sha256}, not the recorded {expected}: the copy is corrupt"),
+                format!(
+                    "its SHA-256 is {sha256}, not the recorded {expected}: the copy is corrupt"
+                ),
             ));
         }
         Ok(Plain { size, sha256 })
@@ -434,7 +441,8 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn encrypted_objects_read_back_as_the_plain_zip_and_corruption_is_named() -> anyhow::Result<()> {
+    async fn encrypted_objects_read_back_as_the_plain_zip_and_corruption_is_named()
+    -> anyhow::Result<()> {
         let dir = tempfile::tempdir()?;
         let key = EncryptionKey::from_bytes([9u8; 32]);
         let store = BackupStore::from_url(&format!("file://{}/s", dir.path().display()))?
@@ -451,20 +459,37 @@ mod tests {
         );
         let sha = hex::encode(Sha256::digest(&plain_bytes));
         let target = dir.path().join("back.zip");
-        let plain = store.download_verified("t/a.zip", &target, Some(&sha)).await?;
+        let plain = store
+            .download_verified("t/a.zip", &target, Some(&sha))
+            .await?;
         assert_eq!(plain.size, plain_bytes.len() as u64);
         assert_eq!(std::fs::read(&target)?, plain_bytes);
 
         let wrong = "0".repeat(64);
-        let err = store.download_verified("t/a.zip", &target, Some(&wrong)).await;
-        assert!(matches!(err, Err(OdooError::BackupUnusable { .. })), "{err:?}");
+        let err = store
+            .download_verified("t/a.zip", &target, Some(&wrong))
+            .await;
+        assert!(
+            matches!(err, Err(OdooError::BackupUnusable { .. })),
+            "{err:?}"
+        );
         let mut flipped = stored.clone();
         flipped[100] ^= 0xff;
         std::fs::write(dir.path().join("s/t/a.zip"), &flipped)?;
-        let err = store.download_verified("t/a.zip", &target, Some(&sha)).await;
-        assert!(matches!(err, Err(OdooError::BackupUnusable { .. })), "{err:?}");
-        let err = store.download_verified("t/missing.zip", &target, None).await;
-        assert!(matches!(err, Err(OdooError::BackupUnusable { .. })), "{err:?}");
+        let err = store
+            .download_verified("t/a.zip", &target, Some(&sha))
+            .await;
+        assert!(
+            matches!(err, Err(OdooError::BackupUnusable { .. })),
+            "{err:?}"
+        );
+        let err = store
+            .download_verified("t/missing.zip", &target, None)
+            .await;
+        assert!(
+            matches!(err, Err(OdooError::BackupUnusable { .. })),
+            "{err:?}"
+        );
         Ok(())
     }
 }

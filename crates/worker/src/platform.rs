@@ -471,13 +471,12 @@ async fn restore(
         .as_str()
         .and_then(|id| id.parse::<Uuid>().ok())
         .ok_or_else(|| HandlerError::permanent("argument backup_id is missing or not a UUID"))?;
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT object_key, sha256 FROM backups WHERE id = $1 AND tenant_id = $2",
-    )
-    .bind(backup_id)
-    .bind(placement.tenant_id)
-    .fetch_optional(&inner.pool)
-    .await?;
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT object_key, sha256 FROM backups WHERE id = $1 AND tenant_id = $2")
+            .bind(backup_id)
+            .bind(placement.tenant_id)
+            .fetch_optional(&inner.pool)
+            .await?;
     let (key, sha256) =
         row.ok_or_else(|| HandlerError::permanent("the backup does not exist for this tenant"))?;
     let base_url = tenant_base_url(inner, placement)?;
@@ -491,8 +490,10 @@ async fn restore(
     // Not cut short when the lease is lost: the tenant lock keeps any other
     // attempt off the tenant until this one ends, and a swap is better
     // finished than abandoned (the engine drops a lost attempt soon anyway).
-    crate::replica::restore_from_copies(inner, &server, placement, backup_id, &key, &sha256, &options)
-        .await?;
+    crate::replica::restore_from_copies(
+        inner, &server, placement, backup_id, &key, &sha256, &options,
+    )
+    .await?;
     // The restored database is a new one: it gets the tenant's access again
     // (closed to PUBLIC; closed to Odoo too while the tenant is suspended).
     let state: Option<String> = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")

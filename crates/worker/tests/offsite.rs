@@ -55,7 +55,12 @@ fn as_refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
         .collect()
 }
 
-async fn tenant(platform: &Platform, world: &OdooWorld, name: &str, max_backups: i32) -> anyhow::Result<(Uuid, String)> {
+async fn tenant(
+    platform: &Platform,
+    world: &OdooWorld,
+    name: &str,
+    max_backups: i32,
+) -> anyhow::Result<(Uuid, String)> {
     let subdomain = format!("{name}-{}", world.suffix);
     let requested = platform
         .active_tenant(
@@ -70,7 +75,10 @@ async fn tenant(platform: &Platform, world: &OdooWorld, name: &str, max_backups:
     Ok((requested.tenant, subdomain))
 }
 
-async fn backup_row(platform: &Platform, tenant: Uuid) -> anyhow::Result<(Uuid, String, i64, String)> {
+async fn backup_row(
+    platform: &Platform,
+    tenant: Uuid,
+) -> anyhow::Result<(Uuid, String, i64, String)> {
     Ok(sqlx::query_as(
         "SELECT id, object_key, size_bytes, sha256 FROM backups WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 1",
     )
@@ -156,7 +164,10 @@ async fn backups_go_to_s3_encrypted_in_parts_and_come_back_plain_through_the_wor
             .fetch_one(&mut conn)
             .await?;
     ensure!(!kept, "the restore did not replace the database");
-    ensure!(std::fs::read(&big_path)? == big, "the filestore was restored");
+    ensure!(
+        std::fs::read(&big_path)? == big,
+        "the filestore was restored"
+    );
     Ok(())
 }
 
@@ -184,13 +195,21 @@ async fn an_s3_server_killed_mid_upload_leaves_no_record_and_no_partial_object()
     // Kill the S3 server once the upload is under way.
     let mut started = false;
     for _ in 0..600 {
-        if !store.incomplete_uploads(Some(&tenant.to_string())).await?.is_empty() {
+        if !store
+            .incomplete_uploads(Some(&tenant.to_string()))
+            .await?
+            .is_empty()
+        {
             started = true;
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    ensure!(started, "the upload never started; log:\n{}", platform.worker.log());
+    ensure!(
+        started,
+        "the upload never started; log:\n{}",
+        platform.worker.log()
+    );
     garage.stop();
     // The attempt fails; the worker is stopped before it could retry.
     let mut failed = false;
@@ -206,7 +225,11 @@ async fn an_s3_server_killed_mid_upload_leaves_no_record_and_no_partial_object()
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    ensure!(failed, "the attempt never failed; log:\n{}", platform.worker.log());
+    ensure!(
+        failed,
+        "the attempt never failed; log:\n{}",
+        platform.worker.log()
+    );
     platform.worker.signal("KILL")?;
     platform.worker.wait(Duration::from_secs(10)).await?;
     let recorded: i64 = sqlx::query_scalar("SELECT count(*) FROM backups WHERE tenant_id = $1")
@@ -265,7 +288,10 @@ async fn wait_replicated(platform: &Platform, id: Uuid) -> anyhow::Result<()> {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("backup {id} never reached the replica; log:\n{}", platform.worker.log())
+    anyhow::bail!(
+        "backup {id} never reached the replica; log:\n{}",
+        platform.worker.log()
+    )
 }
 
 #[tokio::test]

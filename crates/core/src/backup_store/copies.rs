@@ -44,7 +44,8 @@ impl BackupCopies {
             .map_err(|reason| format!("BACKUP_STORE_URL: {reason}"))?;
         let replica = match &settings.replica {
             Some(url) => Some(
-                open(url, &settings.s3).map_err(|reason| format!("BACKUP_REPLICA_URL: {reason}"))?,
+                open(url, &settings.s3)
+                    .map_err(|reason| format!("BACKUP_REPLICA_URL: {reason}"))?,
             ),
             None => None,
         };
@@ -68,11 +69,19 @@ impl BackupCopies {
         &self,
         key: &str,
         sha256: &str,
-    ) -> Result<(StoreRole, impl Stream<Item = io::Result<Bytes>> + Send + 'static), ReadError> {
+    ) -> Result<
+        (
+            StoreRole,
+            impl Stream<Item = io::Result<Bytes>> + Send + 'static,
+        ),
+        ReadError,
+    > {
         let stores = std::iter::once((StoreRole::Primary, &self.primary))
             .chain(self.replica.as_ref().map(|r| (StoreRole::Replica, r)));
         for (role, store) in stores {
-            let path = store.path(key).ok_or_else(|| ReadError::BadKey(key.to_owned()))?;
+            let path = store
+                .path(key)
+                .ok_or_else(|| ReadError::BadKey(key.to_owned()))?;
             match store.store.get(&path).await {
                 Ok(object) => {
                     let raw = object.into_stream().map(|c| c.map_err(io::Error::other));
@@ -206,7 +215,10 @@ mod tests {
         let source = dir.path().join("in.zip");
         std::fs::write(&source, &plain).expect("written");
         let sha = hex::encode(Sha256::digest(&plain));
-        copies.put_file("db/up.zip", &source).await.expect("uploaded");
+        copies
+            .put_file("db/up.zip", &source)
+            .await
+            .expect("uploaded");
         let stored = std::fs::read(dir.path().join("p/db/up.zip")).expect("stored");
         assert_ne!(stored, plain, "encrypted at rest");
 
@@ -217,14 +229,20 @@ mod tests {
 
         // Only the replica has it.
         std::fs::create_dir_all(dir.path().join("r/db")).expect("dir");
-        std::fs::rename(dir.path().join("p/db/up.zip"), dir.path().join("r/db/up.zip"))
-            .expect("moved");
+        std::fs::rename(
+            dir.path().join("p/db/up.zip"),
+            dir.path().join("r/db/up.zip"),
+        )
+        .expect("moved");
         let (role, stream) = copies.read_plain("db/up.zip", &sha).await.expect("read");
         assert_eq!(role, StoreRole::Replica);
         let back: Vec<Bytes> = stream.try_collect().await.expect("verified");
         assert_eq!(back.concat(), plain);
 
-        let (_, stream) = copies.read_plain("db/up.zip", &"0".repeat(64)).await.expect("read");
+        let (_, stream) = copies
+            .read_plain("db/up.zip", &"0".repeat(64))
+            .await
+            .expect("read");
         let read: Result<Vec<Bytes>, _> = stream.try_collect().await;
         assert!(read.is_err(), "a wrong digest fails the stream");
         assert!(matches!(

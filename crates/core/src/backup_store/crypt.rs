@@ -3,7 +3,7 @@
 //! Format (all of it documented in README.md, "Backup encryption"):
 //!
 //! ```text
-//! magic "OSBKENC1" (8 bytes) | key id (8) | nonce prefix (19) | segment* 
+//! magic "OSBKENC1" (8 bytes) | key id (8) | nonce prefix (19) | segment*
 //! ```
 //!
 //! The plain zip is cut into segments of [`CHUNK_PLAIN`] bytes (the last one
@@ -68,8 +68,7 @@ impl<W: Write> EncryptingWriter<W> {
         header[..8].copy_from_slice(FORMAT_MAGIC);
         header[8..16].copy_from_slice(&key.id());
         header[16..].copy_from_slice(&prefix);
-        let encryptor =
-            EncryptorBE32::from_aead(cipher(key), GenericArray::from_slice(&prefix));
+        let encryptor = EncryptorBE32::from_aead(cipher(key), GenericArray::from_slice(&prefix));
         Self {
             inner,
             encryptor: Some(encryptor),
@@ -290,7 +289,11 @@ mod tests {
         writer.finish().expect("finish")
     }
 
-    async fn decrypt(key: Option<EncryptionKey>, sealed: Vec<u8>, read_size: usize) -> io::Result<Vec<u8>> {
+    async fn decrypt(
+        key: Option<EncryptionKey>,
+        sealed: Vec<u8>,
+        read_size: usize,
+    ) -> io::Result<Vec<u8>> {
         let parts: Vec<io::Result<Bytes>> = sealed
             .chunks(read_size.max(1))
             .map(|c| Ok(Bytes::copy_from_slice(c)))
@@ -304,33 +307,56 @@ mod tests {
     #[tokio::test]
     async fn round_trips_at_every_boundary_and_detects_tampering() {
         let key = EncryptionKey::from_bytes([7u8; 32]);
-        for len in [0, 1, CHUNK_PLAIN - 1, CHUNK_PLAIN, CHUNK_PLAIN + 1, 3 * CHUNK_PLAIN] {
+        for len in [
+            0,
+            1,
+            CHUNK_PLAIN - 1,
+            CHUNK_PLAIN,
+            CHUNK_PLAIN + 1,
+            3 * CHUNK_PLAIN,
+        ] {
             let plain: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             let sealed = encrypt(&key, &plain, 10_000);
             assert_eq!(sealed.len() as u64, encrypted_size(len as u64), "{len}");
             assert_eq!(&sealed[..8], FORMAT_MAGIC);
             for read in [7, 4096, 1 << 20] {
-                let back = decrypt(Some(key.clone()), sealed.clone(), read).await.expect("decrypts");
+                let back = decrypt(Some(key.clone()), sealed.clone(), read)
+                    .await
+                    .expect("decrypts");
                 assert_eq!(back, plain, "{len} read by {read}");
             }
             let mut flipped = sealed.clone();
             let last = flipped.len() - 1;
             flipped[last] ^= 1;
-            assert!(decrypt(Some(key.clone()), flipped, 4096).await.is_err(), "{len}: tampered");
+            assert!(
+                decrypt(Some(key.clone()), flipped, 4096).await.is_err(),
+                "{len}: tampered"
+            );
             if len > CHUNK_PLAIN {
                 let truncated = sealed[..HEADER + SEGMENT].to_vec();
-                assert!(decrypt(Some(key.clone()), truncated, 4096).await.is_err(), "{len}: truncated");
+                assert!(
+                    decrypt(Some(key.clone()), truncated, 4096).await.is_err(),
+                    "{len}: truncated"
+                );
             }
         }
         let sealed = encrypt(&key, b"PK\x03\x04 a zip", 3);
         let other = EncryptionKey::from_bytes([8u8; 32]);
-        let err = decrypt(Some(other), sealed.clone(), 64).await.expect_err("another key");
+        let err = decrypt(Some(other), sealed.clone(), 64)
+            .await
+            .expect_err("another key");
         assert!(err.to_string().contains("another"), "{err}");
         let err = decrypt(None, sealed, 64).await.expect_err("no key");
         assert!(err.to_string().contains("not set"), "{err}");
         // Plain zips pass through, with or without a key.
         let plain = b"PK\x03\x04 a plain zip".to_vec();
-        assert_eq!(decrypt(Some(key), plain.clone(), 3).await.expect("plain"), plain);
-        assert_eq!(decrypt(None, Vec::new(), 3).await.expect("empty"), Vec::<u8>::new());
+        assert_eq!(
+            decrypt(Some(key), plain.clone(), 3).await.expect("plain"),
+            plain
+        );
+        assert_eq!(
+            decrypt(None, Vec::new(), 3).await.expect("empty"),
+            Vec::<u8>::new()
+        );
     }
 }

@@ -16,7 +16,8 @@ mod verify;
 
 pub use copies::{BackupCopies, ReadError};
 pub use crypt::{
-    CHUNK_PLAIN, DecryptError, DecryptingStream, EncryptingWriter, FORMAT_MAGIC, decrypt_stream, encrypted_size,
+    CHUNK_PLAIN, DecryptError, DecryptingStream, EncryptingWriter, FORMAT_MAGIC, decrypt_stream,
+    encrypted_size,
 };
 pub use open::{OpenedStore, S3Client, check_answers, open, watch_readiness};
 pub use s3::{IncompleteUpload, S3Options};

@@ -225,7 +225,11 @@ pub fn watch_readiness(
             let mut down = Vec::new();
             for (role, store) in &stores {
                 if let Err(reason) = check_answers(store, Duration::from_secs(5)).await {
-                    down.push(format!("{} ({}) does not answer: {reason}", role.var(), store.url));
+                    down.push(format!(
+                        "{} ({}) does not answer: {reason}",
+                        role.var(),
+                        store.url
+                    ));
                 }
             }
             let pause = if down.is_empty() {

@@ -184,14 +184,29 @@ mod tests {
 
         let cases: &[(&[(&str, &str)], &str)] = &[
             (&[("BACKUP_STORE_URL", "ftp://x/y")], "BACKUP_STORE_URL"),
-            (&[("BACKUP_STORE_URL", "s3:///nobucket")], "BACKUP_STORE_URL"),
-            (&[("BACKUP_REPLICA_URL", "file://relative")], "BACKUP_REPLICA_URL"),
-            (&[("BACKUP_STORE_URL", "memory://"), ("BACKUP_REPLICA_URL", "memory://")], "BACKUP_REPLICA_URL"),
+            (
+                &[("BACKUP_STORE_URL", "s3:///nobucket")],
+                "BACKUP_STORE_URL",
+            ),
+            (
+                &[("BACKUP_REPLICA_URL", "file://relative")],
+                "BACKUP_REPLICA_URL",
+            ),
+            (
+                &[
+                    ("BACKUP_STORE_URL", "memory://"),
+                    ("BACKUP_REPLICA_URL", "memory://"),
+                ],
+                "BACKUP_REPLICA_URL",
+            ),
             (&[("BACKUP_ENCRYPTION_KEY", "abc")], "BACKUP_ENCRYPTION_KEY"),
             (&[("S3_ENDPOINT", "not a url")], "S3_ENDPOINT"),
             (&[("S3_PATH_STYLE", "sometimes")], "S3_PATH_STYLE"),
             (&[("AWS_ACCESS_KEY_ID", "GK1")], "AWS_SECRET_ACCESS_KEY"),
-            (&[("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")], "AWS_SHARED_CREDENTIALS_FILE"),
+            (
+                &[("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/credentials")],
+                "AWS_SHARED_CREDENTIALS_FILE",
+            ),
         ];
         for (pairs, var) in cases {
             let mut all = vec![("BACKUP_STORE_URL", url.as_str())];
@@ -204,7 +219,10 @@ mod tests {
             ("BACKUP_ENCRYPTION_KEY", "zz"),
         ]))
         .expect_err("refused");
-        assert!(!err.to_string().contains("zz"), "a key is never echoed: {err}");
+        assert!(
+            !err.to_string().contains("zz"),
+            "a key is never echoed: {err}"
+        );
     }
 
     #[test]
@@ -219,7 +237,10 @@ mod tests {
             ("BACKUP_ENCRYPTION_KEY", &key),
         ]))
         .expect("valid settings");
-        assert!(settings.s3.path_style, "an endpoint means path-style by default");
+        assert!(
+            settings.s3.path_style,
+            "an endpoint means path-style by default"
+        );
         assert_eq!(settings.s3.region, "garage");
         assert!(settings.encryption.is_some());
         assert!(!format!("{settings:?}").contains("secret"), "{settings:?}");

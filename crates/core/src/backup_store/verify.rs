@@ -10,7 +10,9 @@ use sha2::{Digest as _, Sha256};
 
 /// The bytes read do not have the recorded digest.
 #[derive(Debug, thiserror::Error)]
-#[error("the backup's SHA-256 is {actual}, not the recorded {expected}: the stored copy is corrupt")]
+#[error(
+    "the backup's SHA-256 is {actual}, not the recorded {expected}: the stored copy is corrupt"
+)]
 pub struct Sha256Mismatch {
     pub expected: String,
     pub actual: String,

@@ -400,3 +400,41 @@ async fn retention_prunes_backups_from_both_stores() -> anyhow::Result<()> {
     ensure!(in_replica.len() == 1, "{in_replica:?}");
     Ok(())
 }
+
+/// `/readyz` answers 503 naming the store while the S3 server is gone.
+async fn readyz(platform: &Platform) -> anyhow::Result<(u16, String)> {
+    let response = reqwest::get(format!("http://127.0.0.1:{}/readyz", platform.port)).await?;
+    Ok((response.status().as_u16(), response.text().await?))
+}
+
+async fn wait_readyz(platform: &Platform, status: u16) -> anyhow::Result<String> {
+    let mut last = (0, String::new());
+    for _ in 0..300 {
+        last = readyz(platform).await?;
+        if last.0 == status {
+            return Ok(last.1);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("/readyz never answered {status}: {last:?}")
+}
+
+#[tokio::test]
+async fn readyz_reports_the_s3_store_down_while_the_bucket_does_not_answer() -> anyhow::Result<()> {
+    let Some(mut garage) = PrivateGarage::start_if_installed("backups").await? else {
+        return Ok(());
+    };
+    let env = garage.env("BACKUP_STORE_URL", "backups", "ready");
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start_with(&world, &as_refs(&env)).await?;
+    wait_readyz(&platform, 200).await?;
+    garage.stop();
+    let body = wait_readyz(&platform, 503).await?;
+    ensure!(
+        body.contains("backup_store") && body.contains("BACKUP_STORE_URL"),
+        "{body}"
+    );
+    garage.restart().await?;
+    wait_readyz(&platform, 200).await?;
+    Ok(())
+}

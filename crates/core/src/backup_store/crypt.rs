@@ -196,10 +196,7 @@ where
                         let out = state.buf.split().freeze();
                         return Some((Ok(out), state));
                     }
-                    return match state.inner.next().await {
-                        Some(item) => Some((item, state)),
-                        None => None,
-                    };
+                    return state.inner.next().await.map(|item| (item, state));
                 }
                 Mode::Sniffing => {
                     if state.buf.len() >= HEADER || state.ended {

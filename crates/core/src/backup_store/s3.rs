@@ -254,11 +254,12 @@ pub struct IncompleteUpload {
     pub initiated: DateTime<Utc>,
 }
 
+/// The key and upload-id markers of a listing's next page.
+pub(crate) type NextPage = Option<(String, String)>;
+
 /// Parses a ListMultipartUploads answer; returns the uploads and, when the
 /// listing is truncated, the markers of the next page.
-pub(crate) fn parse_uploads(
-    xml: &str,
-) -> Result<(Vec<IncompleteUpload>, Option<(String, String)>), String> {
+pub(crate) fn parse_uploads(xml: &str) -> Result<(Vec<IncompleteUpload>, NextPage), String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "PascalCase")]
     struct Listing {

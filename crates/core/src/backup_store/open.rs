@@ -91,7 +91,7 @@ pub struct S3Client {
     pub s3: Arc<AmazonS3>,
     bucket_url: Url,
     region: String,
-    http: reqwest::Client,
+    http: reqwest_s3::Client,
 }
 
 impl S3Client {
@@ -128,7 +128,7 @@ impl S3Client {
             }
         }
         let s3 = builder.build().map_err(|e| e.to_string())?;
-        let http = reqwest::Client::builder()
+        let http = reqwest_s3::Client::builder()
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| e.to_string())?;

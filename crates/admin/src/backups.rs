@@ -1,36 +1,25 @@
-//! Backup downloads: the zip streamed from the object store the worker
-//! writes to (`BACKUP_STORE_URL`), never held whole in memory.
-
-use std::sync::Arc;
+//! Backup downloads: the plain Odoo zip streamed from the stores the worker
+//! writes to (`BACKUP_STORE_URL`, else `BACKUP_REPLICA_URL`), decrypted when
+//! it is stored encrypted and checked against its recorded SHA-256 as it
+//! goes, never held whole in memory.
 
 use axum::body::Body;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use futures::StreamExt;
-use object_store::path::Path as ObjectPath;
-use object_store::{ObjectStore, ObjectStoreExt as _};
+use saas_core::backup_store::{BackupCopies, BackupStoreSettings, ReadError};
 use uuid::Uuid;
 
 use crate::auth::{CurrentOperator, Role};
 use crate::error::{Error, Result};
 use crate::state::AppState;
-use saas_core::error_chain::Chain;
 
-/// Opens the store named by `url` (`file:///dir`); `None` (downloads answer
-/// 503) when it cannot be opened, e.g. the directory is not mounted here.
-pub fn open(url: &str) -> Option<Arc<dyn ObjectStore>> {
-    let parsed = url::Url::parse(url).ok()?;
-    if parsed.scheme() != "file" {
-        tracing::warn!(
-            "BACKUP_STORE_URL: only file:// stores can be read by admin; downloads answer 503"
-        );
-        return None;
-    }
-    let dir = parsed.to_file_path().ok()?;
-    match object_store::local::LocalFileSystem::new_with_prefix(&dir) {
-        Ok(store) => Some(Arc::new(store)),
-        Err(err) => {
-            tracing::warn!(error = %Chain(&err), "backup store (BACKUP_STORE_URL) cannot be opened; downloads answer 503");
+/// Opens the stores; `None` (downloads answer 503) when they cannot be
+/// opened, e.g. the directory is not mounted here.
+pub fn open(settings: &BackupStoreSettings) -> Option<BackupCopies> {
+    match BackupCopies::open(settings) {
+        Ok(copies) => Some(copies),
+        Err(reason) => {
+            tracing::warn!(%reason, "the backup stores cannot be opened; downloads answer 503");
             None
         }
     }
@@ -44,40 +33,37 @@ pub async fn download(
     backup: Uuid,
 ) -> Result<Response> {
     user.require(Role::Operator)?;
-    let row: Option<(String, String)> = sqlx::query_as(
-        "SELECT b.object_key, t.subdomain FROM backups b JOIN tenants t ON t.id = b.tenant_id
+    let row: Option<(String, String, i64, String)> = sqlx::query_as(
+        "SELECT b.object_key, t.subdomain, b.size_bytes, b.sha256
+         FROM backups b JOIN tenants t ON t.id = b.tenant_id
          WHERE b.id = $1 AND b.tenant_id = $2",
     )
     .bind(backup)
     .bind(tenant)
     .fetch_optional(&state.db)
     .await?;
-    let (key, subdomain) = row.ok_or(Error::NotFound("backup"))?;
-    let store =
-        open(&state.settings.backup_store_url).ok_or(Error::Unavailable("the backup store"))?;
-    let path = ObjectPath::parse(&key).map_err(|_| Error::NotFound("backup file"))?;
-    if key.is_empty() || path.parts().any(|p| p.as_ref() == "..") {
-        return Err(Error::NotFound("backup file"));
-    }
-    let object = match store.get(&path).await {
-        Ok(object) => object,
-        Err(object_store::Error::NotFound { .. }) => return Err(Error::NotFound("backup file")),
-        Err(err) => return Err(Error::Internal(err.into())),
+    let (key, subdomain, size, sha256) = row.ok_or(Error::NotFound("backup"))?;
+    let copies = state
+        .backups
+        .as_ref()
+        .ok_or(Error::Unavailable("the backup store"))?;
+    let (source, stream) = match copies.read_plain(&key, &sha256).await {
+        Ok(found) => found,
+        Err(ReadError::NotFound | ReadError::BadKey(_)) => {
+            return Err(Error::NotFound("backup file"));
+        }
+        Err(ReadError::Store(err)) => return Err(Error::Internal(err.into())),
     };
-    let size = object.meta.size;
     let mut tx = state.db.begin().await?;
     crate::actions::record(
         &mut tx,
         user,
         "backup.download",
         format!("tenant:{tenant}"),
-        serde_json::json!({ "backup": backup, "size": size }),
+        serde_json::json!({ "backup": backup, "size": size, "from": source.as_str() }),
     )
     .await?;
     tx.commit().await?;
-    let stream = object
-        .into_stream()
-        .map(|chunk| chunk.map_err(std::io::Error::other));
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_owned()),

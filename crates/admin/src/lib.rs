@@ -49,7 +49,15 @@ pub async fn build(config: &Config, settings: AdminSettings) -> Result<App, Star
         &base.deps.metrics.registry,
     )
     .map_err(|err| StartupError::Internal(err.to_string()))?;
+    let backups = backups::open(&settings.backup);
+    if let Some(copies) = &backups {
+        saas_core::backup_store::watch_readiness(
+            base.deps.components.add("backup_store"),
+            copies.for_readiness(),
+        );
+    }
     let state = AppState::new(Inner {
+        backups,
         db: base.deps.db.clone(),
         redis: SharedRedis::new(base.deps.redis.clone(), &config.redis_key_prefix),
         sessions: SessionStore {

@@ -25,8 +25,9 @@ pub struct AdminSettings {
     /// What Alertmanager sends as `Authorization: Bearer ...`; `None` refuses
     /// every alert.
     pub alert_webhook_token: Option<SecretString>,
-    /// Where the worker writes backups; admin streams downloads from it.
-    pub backup_store_url: String,
+    /// Where the worker writes backups (primary, replica, S3 settings,
+    /// encryption key); admin streams downloads from them.
+    pub backup: saas_core::backup_store::BackupStoreSettings,
     pub session_idle: Duration,
     pub session_absolute: Duration,
 }
@@ -77,18 +78,10 @@ impl AdminSettings {
                 "a random string of at least 16 characters",
             )?),
         };
-        let backup_store_url = env.parse_or(
-            "BACKUP_STORE_URL",
-            "file:///var/lib/odoo-saas/backups".to_owned(),
-            "file:///absolute/dir or s3://bucket/prefix",
-            |v| {
-                let url = url::Url::parse(v).ok()?;
-                matches!(url.scheme(), "file" | "s3").then(|| v.to_owned())
-            },
-        )?;
+        let backup = saas_core::backup_store::BackupStoreSettings::from_env(env)?;
         let (session_idle, session_absolute) = session_timeouts(env)?;
         Ok(Self {
-            backup_store_url,
+            backup,
             bootstrap,
             alert_webhook_token,
             session_idle,

@@ -23,6 +23,9 @@ pub struct Inner {
     pub redis: SharedRedis,
     pub sessions: SessionStore,
     pub settings: AdminSettings,
+    /// The backup stores downloads stream from; `None` (downloads answer
+    /// 503) when they cannot be opened here.
+    pub backups: Option<saas_core::backup_store::BackupCopies>,
     /// `Secure` on cookies when the public scheme is https.
     pub secure_cookies: bool,
     pub public_scheme: String,

@@ -1004,15 +1004,18 @@ async fn operators_download_backups_and_viewers_cannot() -> anyhow::Result<()> {
     let zip = b"PK\x03\x04 not really a zip, but bytes to stream".repeat(1000);
     std::fs::write(store.path().join("has-backups/one.zip"), &zip)?;
     let (present, missing) = (Uuid::new_v4(), Uuid::new_v4());
+    // Recorded as the worker records them: the zip's size and SHA-256.
+    let sha = saas_core::auth::sha256_hex(std::str::from_utf8(&zip)?);
     for (id, key) in [
         (present, "has-backups/one.zip"),
         (missing, "has-backups/gone.zip"),
     ] {
-        sqlx::query("INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind) VALUES ($1, $2::uuid, $3, 10, $4, 'manual')")
+        sqlx::query("INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind) VALUES ($1, $2::uuid, $3, $4, $5, 'manual')")
             .bind(id)
             .bind(&tenant)
             .bind(key)
-            .bind("b".repeat(64))
+            .bind(i64::try_from(zip.len())?)
+            .bind(&sha)
             .execute(&app.pool)
             .await?;
     }
@@ -1080,5 +1083,19 @@ async fn operators_download_backups_and_viewers_cannot() -> anyhow::Result<()> {
         )
         .await?;
     ensure!(status == 404, "backup of another tenant: {status}");
+    // A corrupt copy (same size, other bytes) never downloads cleanly: its
+    // SHA-256 is checked as it streams and the transfer breaks at the end.
+    let mut rotten = zip.clone();
+    rotten[zip.len() / 2] ^= 0x20;
+    std::fs::write(store.path().join("has-backups/one.zip"), &rotten)?;
+    let response = client
+        .get(app.url(&format!("/api/v1/tenants/{tenant}/backups/{present}")))
+        .bearer_auth(&token)
+        .send()
+        .await?;
+    ensure!(
+        response.bytes().await.is_err(),
+        "a corrupt copy downloaded without an error"
+    );
     Ok(())
 }

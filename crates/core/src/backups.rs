@@ -16,10 +16,27 @@ pub struct Backup {
     pub kind: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// When the worker copied it to the replica store (`BACKUP_REPLICA_URL`).
+    pub replica_at: Option<DateTime<Utc>>,
+    /// When its primary copy was found missing or corrupt.
+    pub primary_lost_at: Option<DateTime<Utc>>,
 }
 
-pub const COLUMNS: &str =
-    "b.id, b.tenant_id, b.object_key, b.size_bytes, b.sha256, b.kind, b.created_at, b.expires_at";
+impl Backup {
+    /// Where good copies exist, for operators: `primary`, `replica`, both
+    /// (`primary+replica`), or `none`.
+    pub fn copies(&self) -> &'static str {
+        match (self.primary_lost_at.is_none(), self.replica_at.is_some()) {
+            (true, true) => "primary+replica",
+            (true, false) => "primary",
+            (false, true) => "replica",
+            (false, false) => "none",
+        }
+    }
+}
+
+pub const COLUMNS: &str = "b.id, b.tenant_id, b.object_key, b.size_bytes, b.sha256, b.kind, \
+     b.created_at, b.expires_at, b.replica_at, b.primary_lost_at";
 
 /// A tenant's backups, newest first.
 pub async fn list_for_tenant(pool: &PgPool, tenant_id: Uuid) -> Result<Vec<Backup>, sqlx::Error> {

@@ -48,6 +48,17 @@ pub const KNOWN_VARS: &[&str] = &[
     "MAX_UPLOAD_MB",
     "ROUTING_MAP_PATH",
     "BACKUP_STORE_URL",
+    "BACKUP_REPLICA_URL",
+    "BACKUP_ENCRYPTION_KEY",
+    "S3_ENDPOINT",
+    "S3_REGION",
+    "S3_PATH_STYLE",
+    "S3_RETRY_TIMEOUT_SECS",
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_SHARED_CREDENTIALS_FILE",
+    "AWS_PROFILE",
     "ODOO_UPSTREAM",
     "ODOO_DB_USER",
     "ODOO_FILESTORE_ROOT",
@@ -244,6 +255,14 @@ impl Env {
             .get(name)
             .map(String::as_str)
             .filter(|v| !v.is_empty())
+    }
+
+    /// The set variables whose names start with `prefix`, empty ones left out.
+    pub fn with_prefix<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (&'a str, &'a str)> {
+        self.vars
+            .iter()
+            .filter(move |(name, value)| name.starts_with(prefix) && !value.is_empty())
+            .map(|(name, value)| (name.as_str(), value.as_str()))
     }
 
     pub fn required(&self, name: &'static str, expected: &str) -> Result<&str, ConfigError> {
@@ -537,8 +556,9 @@ impl WorkerSettings {
 pub struct DataPlaneSettings {
     /// The nginx map file the worker writes (temp file + rename).
     pub routing_map_path: std::path::PathBuf,
-    /// `file:///dir` or `s3://bucket/prefix`.
-    pub backup_store_url: String,
+    /// The backup stores (primary, replica), their S3 settings and the
+    /// encryption key.
+    pub backup: crate::backup_store::BackupStoreSettings,
     /// How long provisioning waits for Odoo to serve the new tenant;
     /// zero skips the probe.
     pub probe_timeout: Duration,
@@ -611,15 +631,7 @@ impl DataPlaneSettings {
             "a file path such as /var/lib/odoo-saas/routing/tenants.map",
             |v| Some(std::path::PathBuf::from(v)),
         )?;
-        let backup_store_url = env.parse_or(
-            "BACKUP_STORE_URL",
-            "file:///var/lib/odoo-saas/backups".to_owned(),
-            "file:///absolute/dir or s3://bucket/prefix",
-            |v| {
-                let url = Url::parse(v).ok()?;
-                matches!(url.scheme(), "file" | "s3" | "memory").then(|| v.to_owned())
-            },
-        )?;
+        let backup = crate::backup_store::BackupStoreSettings::from_env(env)?;
         // Zero skips the probe.
         let probe_timeout = env.seconds("ODOO_PROBE_TIMEOUT_SECS", 60, 0..=3600)?;
         let restore_max_mb = env.parse_or(
@@ -669,7 +681,7 @@ impl DataPlaneSettings {
         })?;
         Ok(Self {
             routing_map_path,
-            backup_store_url,
+            backup,
             probe_timeout,
             restore_max_bytes: restore_max_mb * 1024 * 1024,
             default_server,

@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod backup_store;
 pub mod backups;
 pub mod config;
 pub mod customer_tenants;

@@ -4,13 +4,12 @@
 //! few 1 MiB chunks in the channel plus the parts in flight.
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
+use std::io::{self, Write as _};
 use std::process::{Command, Stdio};
 
 use bytes::Bytes;
 use object_store::{ObjectStoreExt as _, WriteMultipart};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 use tokio::sync::mpsc;
 use zip::write::SimpleFileOptions;
 
@@ -21,8 +20,10 @@ use crate::server::OdooServer;
 use crate::store::BackupStore;
 use crate::templates::installed_modules_with_versions;
 
+#[cfg(test)]
 const CHUNK: usize = 1 << 20;
-const PART: usize = 8 << 20;
+/// Bytes per multipart part (S3 wants at least 5 MiB in every part but the last).
+pub const PART: usize = 8 << 20;
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// Odoo's `manifest.json`.
@@ -96,62 +97,60 @@ async fn backup_once(
     // Counted as the platform's in the worker's connection metrics.
     env.push(("PGAPPNAME", "saas-odoo-backup".to_owned()));
     let filestore = server.filestore_dir(db)?;
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let writer = tokio::task::spawn_blocking(move || -> Result<()> {
-        let mut zip = zip::ZipWriter::new_stream(ChannelWriter::new(tx)).set_auto_large_file();
-        let deflated =
-            SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
-        zip.start_file("manifest.json", deflated)?;
-        zip.write_all(&manifest_json)
-            .map_err(|e| OdooError::io("manifest.json", e))?;
+    let plain = store
+        .write_with(key, move |out| {
+            let mut zip = zip::ZipWriter::new_stream(out).set_auto_large_file();
+            let deflated =
+                SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+            zip.start_file("manifest.json", deflated)?;
+            zip.write_all(&manifest_json)
+                .map_err(|e| OdooError::io("manifest.json", e))?;
 
-        zip.start_file("dump.sql", deflated.large_file(true))?;
-        // pg_dump runs as the platform's superuser inside a database a
-        // customer may have filled: it stays so, because pg_dump reads
-        // catalogs with qualified names under an empty search_path and copies
-        // tables with COPY, which fires no trigger, rule or view (row security
-        // is off for it), so none of the customer's code runs. The manifest's
-        // module list above is read through a guest instead.
-        let mut child = Command::new(&pg_dump)
-            .args(["--no-owner", "--format=plain"])
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| OdooError::io(&pg_dump, e))?;
-        let stderr = drain_stderr(&mut child);
-        let copied = match child.stdout.take() {
-            Some(mut out) => io::copy(&mut out, &mut zip),
-            None => Err(io::Error::other("no stdout")),
-        };
-        if copied.is_err() {
-            let _ = child.kill();
-        }
-        let status = child.wait().map_err(|e| OdooError::io(&pg_dump, e))?;
-        let stderr = stderr.join().unwrap_or_default();
-        copied.map_err(|e| OdooError::io("dump.sql", e))?;
-        if !status.success() {
-            return Err(OdooError::ToolFailed {
-                tool: "pg_dump",
-                status: status.to_string(),
-                stderr,
-            });
-        }
+            zip.start_file("dump.sql", deflated.large_file(true))?;
+            // pg_dump runs as the platform's superuser inside a database a
+            // customer may have filled: it stays so, because pg_dump reads
+            // catalogs with qualified names under an empty search_path and copies
+            // tables with COPY, which fires no trigger, rule or view (row security
+            // is off for it), so none of the customer's code runs. The manifest's
+            // module list above is read through a guest instead.
+            let mut child = Command::new(&pg_dump)
+                .args(["--no-owner", "--format=plain"])
+                .envs(env)
+                .stdin(Stdio::null())
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .map_err(|e| OdooError::io(&pg_dump, e))?;
+            let stderr = drain_stderr(&mut child);
+            let copied = match child.stdout.take() {
+                Some(mut out) => io::copy(&mut out, &mut zip),
+                None => Err(io::Error::other("no stdout")),
+            };
+            if copied.is_err() {
+                let _ = child.kill();
+            }
+            let status = child.wait().map_err(|e| OdooError::io(&pg_dump, e))?;
+            let stderr = stderr.join().unwrap_or_default();
+            copied.map_err(|e| OdooError::io("dump.sql", e))?;
+            if !status.success() {
+                return Err(OdooError::ToolFailed {
+                    tool: "pg_dump",
+                    status: status.to_string(),
+                    stderr,
+                });
+            }
 
-        for (relative, path) in list_files(&filestore)? {
-            zip.start_file(format!("filestore/{relative}"), deflated.large_file(true))?;
-            let mut file = std::fs::File::open(&path).map_err(|e| OdooError::io(&path, e))?;
-            io::copy(&mut file, &mut zip).map_err(|e| OdooError::io(&path, e))?;
-        }
-        let mut channel = zip.finish()?.into_inner();
-        channel
-            .flush()
-            .map_err(|e| OdooError::io("backup stream", e))?;
-        Ok(())
-    });
-
-    let (size_bytes, sha256) = upload_stream(store, key, rx, writer).await?;
+            for (relative, path) in list_files(&filestore)? {
+                zip.start_file(format!("filestore/{relative}"), deflated.large_file(true))?;
+                let mut file = std::fs::File::open(&path).map_err(|e| OdooError::io(&path, e))?;
+                io::copy(&mut file, &mut zip).map_err(|e| OdooError::io(&path, e))?;
+            }
+            zip.finish()?;
+            Ok(())
+        })
+        .await?;
+    let size_bytes = plain.size;
+    let sha256 = plain.sha256;
     tracing::info!(size_bytes, "backup stored");
     Ok(BackupInfo {
         key: key.to_owned(),
@@ -161,15 +160,18 @@ async fn backup_once(
     })
 }
 
-/// Uploads the chunks `producer` sends on `rx` as object `key`, in parts; returns
-/// size and SHA-256. The upload is completed only when the producer succeeded, and
-/// aborted otherwise (no partial object is left under `key`).
+/// Uploads the chunks `producer` sends on `rx` as object `key`, in parts of
+/// [`PART`], at most [`PARTS_IN_FLIGHT`] at a time; returns the object's size.
+/// The upload is completed only when the producer succeeded and every part
+/// was stored, and aborted otherwise: no object, partial or whole, is left
+/// under `key`. (Should the abort itself fail, the store is unreachable: the
+/// worker's sweep aborts the upload later.)
 pub(crate) async fn upload_stream(
     store: &BackupStore,
     key: &str,
     mut rx: mpsc::Receiver<Bytes>,
     producer: tokio::task::JoinHandle<Result<()>>,
-) -> Result<(u64, String)> {
+) -> Result<u64> {
     let path = store.path(key)?;
     let upload = match store.inner().put_multipart(&path).await {
         Ok(upload) => upload,
@@ -180,11 +182,9 @@ pub(crate) async fn upload_stream(
         }
     };
     let mut upload = WriteMultipart::new_with_chunk_size(upload, PART);
-    let mut hasher = Sha256::new();
     let mut size = 0u64;
     let mut failed = None;
     while let Some(chunk) = rx.recv().await {
-        hasher.update(&chunk);
         size += chunk.len() as u64;
         if let Err(e) = upload.wait_for_capacity(PARTS_IN_FLIGHT).await {
             failed = Some(OdooError::from(e));
@@ -194,14 +194,17 @@ pub(crate) async fn upload_stream(
     }
     drop(rx);
     let produced = producer.await.map_err(OdooError::from).and_then(|r| r);
+    // The store's own error says more than the producer's "upload stopped".
     match (produced, failed) {
-        (Err(e), _) | (Ok(()), Some(e)) => {
-            let _ = upload.abort().await;
+        (_, Some(e)) | (Err(e), None) => {
+            if let Err(abort) = upload.abort().await {
+                tracing::warn!(error = %saas_core::error_chain::Chain(&abort), "aborting the interrupted upload failed; the sweep aborts it later");
+            }
             Err(e)
         }
         (Ok(()), None) => {
             upload.finish().await?;
-            Ok((size, hex::encode(hasher.finalize())))
+            Ok(size)
         }
     }
 }
@@ -238,48 +241,6 @@ async fn manifest(server: &OdooServer, db: &str, pg_version: &str) -> Result<Man
     })
 }
 
-/// `Write` half of the bridge: buffers up to 1 MiB, then hands the chunk to the
-/// async uploader, blocking while the channel is full.
-struct ChannelWriter {
-    tx: mpsc::Sender<Bytes>,
-    buf: Vec<u8>,
-}
-
-impl ChannelWriter {
-    fn new(tx: mpsc::Sender<Bytes>) -> Self {
-        Self {
-            tx,
-            buf: Vec::with_capacity(CHUNK),
-        }
-    }
-
-    fn send(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.tx
-            .blocking_send(Bytes::from(chunk))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "upload stopped"))
-    }
-}
-
-impl Write for ChannelWriter {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        let room = CHUNK - self.buf.len();
-        let n = data.len().min(room);
-        self.buf.extend_from_slice(&data[..n]);
-        if self.buf.len() >= CHUNK {
-            self.send()?;
-        }
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,10 +267,9 @@ mod tests {
             }
             Ok(())
         });
-        let (size, sha) = upload_stream(&store, "t/y.zip", rx, producer).await?;
+        let size = upload_stream(&store, "t/y.zip", rx, producer).await?;
         assert_eq!(size, 3 * CHUNK as u64);
         assert_eq!(store.size("t/y.zip").await?, size);
-        assert_eq!(sha, hex::encode(Sha256::digest(vec![7u8; 3 * CHUNK])));
         Ok(())
     }
 

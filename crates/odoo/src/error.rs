@@ -135,6 +135,15 @@ pub enum OdooError {
         source: std::io::Error,
     },
 
+    /// A stored backup cannot be used: missing, corrupt (its SHA-256 is not
+    /// the recorded one), or encrypted with another key.
+    #[error("backup {key:?} in the {store} store is unusable: {reason}")]
+    BackupUnusable {
+        key: String,
+        store: &'static str,
+        reason: String,
+    },
+
     #[error("object storage error: {0}")]
     Storage(#[from] object_store::Error),
 

@@ -57,11 +57,14 @@ pub use provision::{
     AdminPassword, CrashPoint, PROVISIONED_MARKER, ProvisionOptions, ProvisionReport,
     ProvisionSpec, ProvisionStep, provision, tenant_base_url,
 };
-pub use restore::{RestoreReport, restore_tenant, restore_tenant_from_file};
+pub use restore::{
+    RestoreReport, fetch_verified, restore_tenant, restore_tenant_from_copies,
+    restore_tenant_from_file,
+};
 pub use restore_options::RestoreOptions;
 pub use routing::{Route, RouteTarget, SUSPENDED, render_routing_map, write_routing_map};
 pub use server::OdooServer;
-pub use store::BackupStore;
+pub use store::{BackupStore, Plain};
 pub use templates::{
     PlacementError, ServerLoad, TemplateInfo, choose_server, is_template_name, list_templates,
 };

@@ -55,8 +55,25 @@ pub async fn restore_tenant(
     key: &str,
     options: &RestoreOptions,
 ) -> Result<RestoreReport> {
+    restore_tenant_from_copies(server, db, &[store], key, None, options)
+        .await
+        .map(|(report, _)| report)
+}
+
+/// Restores backup `key` as tenant database `db` from the first of `copies`
+/// (primary, then replica) whose object is there and has the recorded
+/// `sha256` (checked on the downloaded plain zip, before anything changes);
+/// returns which store the restored copy came from.
+#[tracing::instrument(skip_all)]
+pub async fn restore_tenant_from_copies(
+    server: &OdooServer,
+    db: &str,
+    copies: &[&BackupStore],
+    key: &str,
+    sha256: Option<&str>,
+    options: &RestoreOptions,
+) -> Result<(RestoreReport, saas_core::backup_store::StoreRole)> {
     check_db_name(db)?;
-    budget_of(options).check_archive(store.size(key).await?)?;
     let root = server.filestore_root.clone();
     tokio::fs::create_dir_all(&root)
         .await
@@ -66,8 +83,49 @@ pub async fn restore_tenant(
         .suffix(".zip")
         .tempfile_in(&root)
         .map_err(|e| OdooError::io(&root, e))?;
-    store.download(key, download.path()).await?;
-    restore_tenant_from_file(server, db, download.path(), options).await
+    let source = fetch_verified(copies, key, sha256, download.path(), options).await?;
+    let report = restore_tenant_from_file(server, db, download.path(), options).await?;
+    Ok((report, source))
+}
+
+/// Downloads the first usable copy of `key` into `target`; a missing or
+/// corrupt copy is logged and the next one tried; one larger than
+/// `options.max_bytes` is refused. Returns which store served.
+pub async fn fetch_verified(
+    copies: &[&BackupStore],
+    key: &str,
+    sha256: Option<&str>,
+    target: &Path,
+    options: &RestoreOptions,
+) -> Result<saas_core::backup_store::StoreRole> {
+    let budget = budget_of(options);
+    let mut first_error = None;
+    for copy in copies {
+        let attempt = async {
+            let size = match copy.size(key).await {
+                Ok(size) => size,
+                Err(OdooError::Storage(object_store::Error::NotFound { .. })) => {
+                    return Err(OdooError::BackupUnusable {
+                        key: key.to_owned(),
+                        store: copy.role().as_str(),
+                        reason: "the object is missing".to_owned(),
+                    });
+                }
+                Err(err) => return Err(err),
+            };
+            budget.check_archive(size)?;
+            copy.download_verified(key, target, sha256).await
+        };
+        match attempt.await {
+            Ok(_) => return Ok(copy.role()),
+            Err(err @ OdooError::RestoreTooLarge { .. }) => return Err(err),
+            Err(err) => {
+                tracing::warn!(store = copy.role().as_str(), error = %Chain(&err), "this copy of the backup cannot be used; trying the next");
+                first_error.get_or_insert(err);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| OdooError::invalid("backup copies", "no store to read from")))
 }
 
 /// Restores the zip at `archive` as tenant database `db`. When the cluster

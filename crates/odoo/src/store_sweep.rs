@@ -3,7 +3,8 @@
 //! the multipart staging files (`<key>#<n>`) object_store's LocalFileSystem
 //! writes parts into and renames into place only when an upload completes.
 //! A process killed mid-upload leaves its staging file behind; object_store
-//! never lists it, so it is found on disk here.
+//! never lists it, so it is found on disk here; for an S3 store, the
+//! multipart uploads never completed nor aborted (ListMultipartUploads).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -67,20 +68,60 @@ impl BackupStore {
             .collect())
     }
 
-    /// The store's own key prefix (`s3://bucket/<prefix>`), read through
-    /// `path`, since this file may not reach into `BackupStore`'s fields:
-    /// the full path of any key minus that key.
+    /// The store's own key prefix (`s3://bucket/<prefix>`).
     fn path_prefix(&self) -> ObjectPath {
-        self.path("x")
-            .map(|full| {
-                let parts: Vec<_> = full.parts().collect();
-                parts[..parts.len().saturating_sub(1)]
-                    .iter()
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.prefix().clone()
     }
+
+    /// The multipart uploads below `prefix` (a relative `a/b`; `None` is the
+    /// whole store) that were started and never completed nor aborted (S3
+    /// only: a `file://` store has staging files instead, see
+    /// [`local_staging_files`]).
+    pub async fn incomplete_uploads(&self, prefix: Option<&str>) -> Result<Vec<UnfinishedUpload>> {
+        let Some(s3) = self.s3() else {
+            return Ok(Vec::new());
+        };
+        let root = self.path_prefix();
+        let below = match prefix {
+            Some(prefix) => format!("{}/", self.path(prefix)?),
+            None if root.as_ref().is_empty() => String::new(),
+            None => format!("{root}/"),
+        };
+        let found = s3
+            .incomplete_uploads(&below)
+            .await
+            .map_err(|reason| OdooError::invalid("incomplete uploads", reason))?;
+        Ok(found
+            .into_iter()
+            .map(|upload| UnfinishedUpload {
+                key: relative_key(&root, &ObjectPath::from(upload.path.as_str())),
+                initiated: upload.initiated,
+                upload,
+            })
+            .collect())
+    }
+
+    /// Aborts an unfinished upload [`incomplete_uploads`] found.
+    ///
+    /// [`incomplete_uploads`]: BackupStore::incomplete_uploads
+    pub async fn abort_upload(&self, upload: &UnfinishedUpload) -> Result<()> {
+        match self.s3() {
+            Some(s3) => s3
+                .abort_upload(&upload.upload)
+                .await
+                .map_err(|reason| OdooError::invalid("aborting an upload", reason)),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A multipart upload of an S3 store nobody completed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnfinishedUpload {
+    /// The key it was meant for, relative to the store's prefix.
+    pub key: String,
+    pub initiated: DateTime<Utc>,
+    upload: saas_core::backup_store::IncompleteUpload,
 }
 
 fn relative_key(root: &ObjectPath, location: &ObjectPath) -> String {
@@ -96,10 +137,9 @@ fn relative_key(root: &ObjectPath, location: &ObjectPath) -> String {
 }
 
 /// The multipart staging files below `prefix` of the store `store_url`
-/// names, when it is a `file://` store (none otherwise: S3 keeps unfinished
-/// multipart uploads out of sight, to be expired by the bucket's
-/// AbortIncompleteMultipartUpload lifecycle rule). Blocking: run it off the
-/// async executor.
+/// names, when it is a `file://` store (none otherwise: an S3 store's
+/// unfinished uploads are [`BackupStore::incomplete_uploads`]). Blocking:
+/// run it off the async executor.
 pub fn local_staging_files(store_url: &str, prefix: &str) -> Result<Vec<StagingFile>> {
     let url =
         url::Url::parse(store_url).map_err(|e| OdooError::invalid("backup URL", e.to_string()))?;

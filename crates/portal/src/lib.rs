@@ -62,8 +62,14 @@ pub async fn build_with(config: &Config, settings: PortalSettings) -> Result<App
     .map_err(|err| StartupError::Internal(err.to_string()))?;
     let mailer = mail::Mailer::new(&settings, outbox).map_err(StartupError::Internal)?;
     mailer.spawn_sender(base.deps.db.clone());
-    let backups = match store::BackupObjects::open(&settings.backup_store_url) {
-        Ok(store) => Some(store),
+    let backups = match store::BackupObjects::open(&settings.backup) {
+        Ok(store) => {
+            saas_core::backup_store::watch_readiness(
+                base.deps.components.add("backup_store"),
+                store.copies().for_readiness(),
+            );
+            Some(store)
+        }
         Err(reason) => {
             tracing::error!(%reason, "backup storage (BACKUP_STORE_URL) cannot be opened; downloads and uploads answer 503");
             None

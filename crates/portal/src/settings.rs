@@ -20,13 +20,14 @@ pub struct PortalSettings {
     /// How long an upload request may take (`UPLOAD_TIMEOUT_SECS`), instead
     /// of the request timeout every other route has.
     pub upload_timeout: Duration,
-    /// `file:///dir` or `s3://bucket/prefix`.
-    pub backup_store_url: String,
+    /// The backup stores (`BACKUP_STORE_URL`, `BACKUP_REPLICA_URL`, S3,
+    /// `BACKUP_ENCRYPTION_KEY`), as the worker reads them.
+    pub backup: saas_core::backup_store::BackupStoreSettings,
     pub session_idle: Duration,
     pub session_absolute: Duration,
 }
 
-pub const DEFAULT_BACKUP_STORE_URL: &str = "file:///var/lib/odoo-saas/backups";
+pub use saas_core::backup_store::DEFAULT_BACKUP_STORE_URL;
 
 impl PortalSettings {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -62,27 +63,14 @@ impl PortalSettings {
             "a whole number of megabytes from 1 to 102400",
             |v| v.parse::<u64>().ok().filter(|n| (1..=102_400).contains(n)),
         )?;
-        let backup_store_url = env.parse_or(
-            "BACKUP_STORE_URL",
-            DEFAULT_BACKUP_STORE_URL.to_owned(),
-            "file:///absolute/dir or s3://bucket/prefix",
-            |v| {
-                let url = Url::parse(v).ok()?;
-                let ok = match url.scheme() {
-                    "file" => url.to_file_path().is_ok(),
-                    "s3" => url.host_str().is_some_and(|h| !h.is_empty()),
-                    _ => false,
-                };
-                ok.then(|| v.to_owned())
-            },
-        )?;
+        let backup = saas_core::backup_store::BackupStoreSettings::from_env(env)?;
         let upload_timeout = env.seconds("UPLOAD_TIMEOUT_SECS", 3600, 10..=86_400)?;
         Ok(Self {
             upload_timeout,
             smtp_url,
             smtp_from,
             max_upload_bytes: max_upload_mb * 1024 * 1024,
-            backup_store_url,
+            backup,
             session_idle: Duration::from_secs(2 * 3600),
             session_absolute: Duration::from_secs(24 * 3600),
         })

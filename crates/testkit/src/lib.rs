@@ -13,6 +13,7 @@
 
 pub mod bench;
 pub mod contract;
+pub mod garage;
 pub mod odoo;
 pub mod private;
 mod process;
@@ -21,6 +22,7 @@ pub mod real_odoo;
 pub mod web;
 pub mod webdriver;
 
+pub use garage::PrivateGarage;
 pub use private::{PrivatePostgres, PrivateRedis};
 pub use process::{ServiceProcess, free_port, wait_for_http};
 

@@ -94,4 +94,10 @@ pub trait Handlers: Send + Sync + 'static {
         let _ = context;
         Box::pin(async {})
     }
+
+    /// Adds what the handlers depend on beyond PostgreSQL and Redis (the
+    /// backup stores) to `/readyz`, once at start.
+    fn watch_readiness(&self, components: &saas_core::readiness::Components) {
+        let _ = components;
+    }
 }

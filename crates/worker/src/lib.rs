@@ -16,6 +16,7 @@ pub mod lease;
 pub mod metrics;
 mod outcome;
 pub mod platform;
+mod replica;
 pub mod schedule;
 mod secrets;
 pub mod servers;
@@ -78,6 +79,7 @@ where
     let router = base.router(saas_core::service::metrics_router(base.deps.clone()));
     let queue = base.deps.components.add("queue");
     let handlers = make_handlers(base.deps.db.clone()).await?;
+    handlers.watch_readiness(&base.deps.components);
     Ok(App {
         router,
         limits: config.http,
@@ -172,14 +174,13 @@ pub async fn start_platform(
     if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
         tracing::warn!(error = %Chain(&err), "cannot write the routing map yet");
     }
-    let store = saas_odoo::BackupStore::from_url(&data_plane.backup_store_url)
+    let (store, replica) = saas_odoo::BackupStore::from_settings(&data_plane.backup)
         .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))?;
-    // Leftovers of backups a crash cut short go at start, then periodically.
-    tokio::spawn(sweep::sweep_periodically(
-        pool.clone(),
-        store,
-        data_plane.backup_store_url.clone(),
-    ));
+    // Leftovers of backups a crash cut short go at start, then periodically,
+    // in both stores.
+    for store in std::iter::once(store).chain(replica) {
+        tokio::spawn(sweep::sweep_periodically(pool.clone(), store));
+    }
     platform::PlatformHandlers::new(pool, data_plane, config.public_urls(), config.sealing_key())
         .map_err(|err| StartupError::Internal(format!("BACKUP_STORE_URL: {}", Chain(&err))))
 }

@@ -26,7 +26,10 @@ pub struct PlatformHandlers {
 
 pub(crate) struct Inner {
     pub pool: PgPool,
+    /// `BACKUP_STORE_URL`: every backup is written here first.
     pub store: BackupStore,
+    /// `BACKUP_REPLICA_URL`: every backup is copied here too.
+    pub replica: Option<BackupStore>,
     pub settings: DataPlaneSettings,
     /// Where tenants are reached from outside (`web.base.url`).
     pub public: PublicUrls,
@@ -41,11 +44,12 @@ impl PlatformHandlers {
         public: PublicUrls,
         sealing: SealingKey,
     ) -> Result<Self, OdooError> {
-        let store = BackupStore::from_url(&settings.backup_store_url)?;
+        let (store, replica) = BackupStore::from_settings(&settings.backup)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
                 store,
+                replica,
                 settings,
                 public,
                 sealing,
@@ -117,6 +121,7 @@ impl Handlers for PlatformHandlers {
                 Ok(requested) => tracing::info!(requested, "schedules requested operations"),
                 Err(err) => tracing::warn!(error = %Chain(err.as_ref()), "schedules failed"),
             }
+            crate::replica::replicate_missing(&inner).await;
             if let Err(err) = expire_backups_of_deleted_tenants(&inner).await {
                 tracing::warn!(error = %err.message, "expiring backups of deleted tenants failed");
             }
@@ -124,6 +129,14 @@ impl Handlers for PlatformHandlers {
                 tracing::warn!(error = %Chain(err.as_ref()), "backup metrics failed");
             }
         })
+    }
+
+    fn watch_readiness(&self, components: &saas_core::readiness::Components) {
+        let stores = std::iter::once(&self.inner.store)
+            .chain(self.inner.replica.as_ref())
+            .map(|store| (store.role(), store.opened()))
+            .collect();
+        saas_core::backup_store::watch_readiness(components.add("backup_store"), stores);
     }
 
     fn failed(&self, operation: Operation, error: String) -> BoxFuture<'static, ()> {
@@ -327,9 +340,10 @@ async fn backup(
     let kind = operation.args["kind"].as_str().unwrap_or("manual");
     let info = dump_to_store(inner, placement, lease, &new_backup_key(placement)).await?;
     let mut tx = inner.pool.begin().await?;
-    record_backup(&mut tx, placement, kind, &info, None).await?;
+    let id = record_backup(&mut tx, placement, kind, &info, None).await?;
     lease.complete(&mut tx).await?;
     tx.commit().await?;
+    crate::replica::copy_logged(inner, id, &info.key).await;
     if saas_core::backups::MANUAL_KINDS.contains(&kind) {
         prune_manual_backups(inner, placement).await?;
     }
@@ -360,6 +374,7 @@ async fn backup_step(
     lease.guard(&mut tx).await?;
     let id = record_backup(&mut tx, placement, kind, &info, keep_days).await?;
     tx.commit().await?;
+    crate::replica::copy_logged(inner, id, &info.key).await;
     Ok(id)
 }
 
@@ -456,14 +471,14 @@ async fn restore(
         .as_str()
         .and_then(|id| id.parse::<Uuid>().ok())
         .ok_or_else(|| HandlerError::permanent("argument backup_id is missing or not a UUID"))?;
-    let key: Option<String> =
-        sqlx::query_scalar("SELECT object_key FROM backups WHERE id = $1 AND tenant_id = $2")
+    let row: Option<(String, String)> =
+        sqlx::query_as("SELECT object_key, sha256 FROM backups WHERE id = $1 AND tenant_id = $2")
             .bind(backup_id)
             .bind(placement.tenant_id)
             .fetch_optional(&inner.pool)
             .await?;
-    let key =
-        key.ok_or_else(|| HandlerError::permanent("the backup does not exist for this tenant"))?;
+    let (key, sha256) =
+        row.ok_or_else(|| HandlerError::permanent("the backup does not exist for this tenant"))?;
     let base_url = tenant_base_url(inner, placement)?;
     let mut options = saas_odoo::RestoreOptions::new(placement.tenant_id, base_url)
         .with_plan_storage_mb(u64::try_from(placement.max_storage_mb).unwrap_or(0));
@@ -475,9 +490,10 @@ async fn restore(
     // Not cut short when the lease is lost: the tenant lock keeps any other
     // attempt off the tenant until this one ends, and a swap is better
     // finished than abandoned (the engine drops a lost attempt soon anyway).
-    saas_odoo::restore_tenant(&server, &placement.db_name, &inner.store, &key, &options)
-        .await
-        .map_err(odoo_error)?;
+    crate::replica::restore_from_copies(
+        inner, &server, placement, backup_id, &key, &sha256, &options,
+    )
+    .await?;
     // The restored database is a new one: it gets the tenant's access again
     // (closed to PUBLIC; closed to Odoo too while the tenant is suspended).
     let state: Option<String> = sqlx::query_scalar("SELECT state FROM tenants WHERE id = $1")
@@ -718,8 +734,12 @@ async fn prune_manual_backups(
     Ok(())
 }
 
+/// Deletes a backup's copies in both stores, then its row.
 async fn delete_backup(inner: &Inner, id: Uuid, key: &str) -> Result<(), HandlerError> {
     inner.store.delete(key).await.map_err(odoo_error)?;
+    if let Some(replica) = &inner.replica {
+        replica.delete(key).await.map_err(odoo_error)?;
+    }
     sqlx::query("DELETE FROM backups WHERE id = $1")
         .bind(id)
         .execute(&inner.pool)

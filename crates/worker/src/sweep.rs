@@ -1,6 +1,7 @@
-//! Removes what interrupted backups leave in the backup store: multipart
-//! staging files (`<key>#<n>` in a `file://` store) and objects under a
-//! tenant's prefix that no `backups` row records.
+//! Removes what interrupted backups leave in a backup store (the primary
+//! and the replica alike): multipart staging files (`<key>#<n>` in a
+//! `file://` store), unfinished multipart uploads (an S3 store) and objects
+//! under a tenant's prefix that no `backups` row records.
 //!
 //! A backup being written right now is never touched: every attempt holds
 //! its tenant's lock for its whole run, so the sweep works on a tenant only
@@ -31,6 +32,8 @@ pub const BUSY_RETRY: Duration = Duration::from_secs(60);
 pub struct SweepReport {
     pub staging_removed: usize,
     pub unrecorded_removed: usize,
+    /// Unfinished S3 multipart uploads aborted.
+    pub uploads_aborted: usize,
     /// Tenants skipped because an attempt held their lock.
     pub busy: usize,
 }
@@ -45,14 +48,15 @@ pub enum SweepError {
     Io(String),
 }
 
-/// Sweeps every tenant prefix (`<tenant id>/`) of the store once.
+/// Sweeps every tenant prefix (`<tenant id>/`) of the store once, then
+/// aborts S3 uploads elsewhere in the store (the portal's) older than `grace`.
 pub async fn sweep_once(
     pool: &PgPool,
     locks: &TenantLocks,
     store: &BackupStore,
-    store_url: &str,
     grace: Duration,
 ) -> Result<SweepReport, SweepError> {
+    let store_url = store.url();
     let mut report = SweepReport::default();
     for prefix in store.top_level_prefixes().await? {
         // Only the worker's own tenant prefixes: the portal keeps uploads elsewhere.
@@ -65,21 +69,43 @@ pub async fn sweep_once(
         };
         let swept = sweep_tenant(pool, store, store_url, tenant_id, grace).await;
         lock.release().await;
-        let (staging, unrecorded) = swept?;
+        let (staging, unrecorded, aborted) = swept?;
         report.staging_removed += staging;
         report.unrecorded_removed += unrecorded;
+        report.uploads_aborted += aborted;
+    }
+    let cutoff = cutoff(grace);
+    for upload in store.incomplete_uploads(None).await? {
+        let tenant_prefix = upload
+            .key
+            .split('/')
+            .next()
+            .is_some_and(|first| first.parse::<Uuid>().is_ok());
+        if tenant_prefix || upload.initiated > cutoff {
+            continue;
+        }
+        tracing::warn!(key = %upload.key, initiated = %upload.initiated, "aborting an old unfinished upload");
+        store.abort_upload(&upload).await?;
+        report.uploads_aborted += 1;
     }
     Ok(report)
 }
 
-/// One tenant's leftovers, under its lock; returns (staging, unrecorded) removed.
+fn cutoff(grace: Duration) -> chrono::DateTime<chrono::Utc> {
+    chrono::Utc::now()
+        - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::days(3650))
+}
+
+/// One tenant's leftovers, under its lock; returns how many staging files,
+/// unrecorded objects and unfinished uploads went. No attempt of the tenant
+/// runs while the lock is held, so each of its unfinished uploads is dead.
 async fn sweep_tenant(
     pool: &PgPool,
     store: &BackupStore,
     store_url: &str,
     tenant_id: Uuid,
     grace: Duration,
-) -> Result<(usize, usize), SweepError> {
+) -> Result<(usize, usize, usize), SweepError> {
     let prefix = tenant_id.to_string();
     let url = store_url.to_owned();
     let staging_prefix = prefix.clone();
@@ -95,6 +121,12 @@ async fn sweep_tenant(
             Err(err) => return Err(SweepError::Io(format!("{}: {err}", file.path.display()))),
         }
     }
+    let mut aborted = 0;
+    for upload in store.incomplete_uploads(Some(&prefix)).await? {
+        tracing::warn!(key = %upload.key, initiated = %upload.initiated, "aborting the unfinished upload of an interrupted backup");
+        store.abort_upload(&upload).await?;
+        aborted += 1;
+    }
     let recorded: HashSet<String> =
         sqlx::query_scalar::<_, String>("SELECT object_key FROM backups WHERE tenant_id = $1")
             .bind(tenant_id)
@@ -102,8 +134,7 @@ async fn sweep_tenant(
             .await?
             .into_iter()
             .collect();
-    let cutoff = chrono::Utc::now()
-        - chrono::Duration::from_std(grace).unwrap_or_else(|_| chrono::Duration::days(3650));
+    let cutoff = cutoff(grace);
     let mut unrecorded = 0;
     for object in store.list_under(&prefix).await? {
         if recorded.contains(&object.key) || object.last_modified > cutoff {
@@ -113,18 +144,19 @@ async fn sweep_tenant(
         store.delete(&object.key).await?;
         unrecorded += 1;
     }
-    Ok((staging.len(), unrecorded))
+    Ok((staging.len(), unrecorded, aborted))
 }
 
 /// Sweeps at start, then every [`SWEEP_EVERY`] (sooner after a sweep that
 /// found tenants busy), until the task is dropped.
-pub async fn sweep_periodically(pool: PgPool, store: BackupStore, store_url: String) {
+pub async fn sweep_periodically(pool: PgPool, store: BackupStore) {
     let locks = TenantLocks::new(&pool, 1);
+    let role = store.role().as_str();
     loop {
-        let next = match sweep_once(&pool, &locks, &store, &store_url, UNRECORDED_GRACE).await {
+        let next = match sweep_once(&pool, &locks, &store, UNRECORDED_GRACE).await {
             Ok(report) => {
-                if report.staging_removed + report.unrecorded_removed > 0 {
-                    tracing::info!(?report, "backup store swept");
+                if report.staging_removed + report.unrecorded_removed + report.uploads_aborted > 0 {
+                    tracing::info!(store = role, ?report, "backup store swept");
                 }
                 if report.busy > 0 {
                     BUSY_RETRY
@@ -133,7 +165,7 @@ pub async fn sweep_periodically(pool: PgPool, store: BackupStore, store_url: Str
                 }
             }
             Err(err) => {
-                tracing::warn!(error = %Chain(&err), "sweeping the backup store failed");
+                tracing::warn!(store = role, error = %Chain(&err), "sweeping the backup store failed");
                 BUSY_RETRY
             }
         };

@@ -68,13 +68,14 @@ async fn sweep_removes_staging_files_and_old_unrecorded_objects_of_idle_tenants(
     assert!(saas_core::ops::lease::try_lock_tenant(&mut running, busy).await?);
 
     let locks = TenantLocks::new(&pool, 1);
-    let report = sweep_once(&pool, &locks, &store, &url, UNRECORDED_GRACE).await?;
+    let report = sweep_once(&pool, &locks, &store, UNRECORDED_GRACE).await?;
     assert_eq!(
         report,
         SweepReport {
             staging_removed: 1,
             unrecorded_removed: 1,
-            busy: 1
+            busy: 1,
+            uploads_aborted: 0
         }
     );
     for (key, _, kept) in &files {
@@ -86,7 +87,7 @@ async fn sweep_removes_staging_files_and_old_unrecorded_objects_of_idle_tenants(
     running.close().await?;
     let mut report = SweepReport::default();
     for _ in 0..50 {
-        report = sweep_once(&pool, &locks, &store, &url, UNRECORDED_GRACE).await?;
+        report = sweep_once(&pool, &locks, &store, UNRECORDED_GRACE).await?;
         if report.busy == 0 {
             break;
         }
@@ -97,7 +98,8 @@ async fn sweep_removes_staging_files_and_old_unrecorded_objects_of_idle_tenants(
         SweepReport {
             staging_removed: 1,
             unrecorded_removed: 1,
-            busy: 0
+            busy: 0,
+            uploads_aborted: 0
         }
     );
     assert!(root.join(format!("{idle}/t_idle/recorded.zip")).exists());

@@ -253,11 +253,21 @@ pub struct Backup {
     pub kind: String,
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// Where good copies exist: `primary`, `replica`, `primary+replica`
+    /// or `none` (see `saas_core::backups::Backup::copies`).
+    pub copies: String,
+    pub replica_at: Option<DateTime<Utc>>,
+    pub primary_lost_at: Option<DateTime<Utc>>,
 }
 
 pub async fn backups(pool: &PgPool, tenant: Uuid) -> Result<Vec<Backup>, sqlx::Error> {
     sqlx::query_as(
-        "SELECT id, object_key, size_bytes, sha256, kind, created_at, expires_at
+        "SELECT id, object_key, size_bytes, sha256, kind, created_at, expires_at,
+                CASE WHEN primary_lost_at IS NULL AND replica_at IS NOT NULL THEN 'primary+replica'
+                     WHEN primary_lost_at IS NULL THEN 'primary'
+                     WHEN replica_at IS NOT NULL THEN 'replica'
+                     ELSE 'none' END AS copies,
+                replica_at, primary_lost_at
          FROM backups WHERE tenant_id = $1 ORDER BY created_at DESC LIMIT 100",
     )
     .bind(tenant)

@@ -29,7 +29,11 @@ pub async fn stream_backup(
 ) -> Result<Response, AppError> {
     let backup = actions::backup(state, who, parse_id(id)?).await?;
     let tenant = actions::instance(state, who, backup.tenant_id, true).await?;
-    let (size, stream) = state.backups()?.open_stream(&backup.object_key).await?;
+    let stream = state
+        .backups()?
+        .open_stream(&backup.object_key, &backup.sha256)
+        .await?;
+    let size = backup.size_bytes;
     let filename = format!(
         "{}-{}-{}.zip",
         tenant.subdomain,

@@ -359,7 +359,7 @@ pub async fn seed_backup(app: &TestApp, tenant: Uuid, body: &[u8]) -> anyhow::Re
     .bind(tenant)
     .bind(&key)
     .bind(i64::try_from(body.len())?)
-    .bind(saas_core::auth::sha256_hex("x"))
+    .bind(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body)))
     .execute(&app.pool)
     .await?;
     Ok(id)

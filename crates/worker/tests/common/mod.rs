@@ -19,6 +19,8 @@ pub struct Platform {
     pub queue: OpsQueue,
     pub map: std::path::PathBuf,
     pub backups: std::path::PathBuf,
+    /// The worker's HTTP port (`/healthz`, `/readyz`, `/metrics`).
+    pub port: u16,
     _prefix: RedisPrefix,
     pub worker: ServiceProcess,
     _db: TestDb,
@@ -97,6 +99,7 @@ impl Platform {
             queue,
             map,
             backups,
+            port,
             _prefix: prefix,
             worker,
             _db: db,

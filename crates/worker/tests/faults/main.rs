@@ -40,7 +40,7 @@ fn child_worker_entry() {
     let scratch = PathBuf::from(std::env::var("FAULT_SCRATCH").unwrap_or_default());
     let code = saas_core::run::block_on(&config, async {
         let app = worker::build(&config, settings, |pool| async {
-            let store_url = data_plane.backup_store_url.clone();
+            let store_url = data_plane.backup.primary.clone();
             // The platform's own start-up (the backup store sweep included),
             // then the fault handlers instead of the platform's.
             worker::start_platform(&config, data_plane, pool.clone()).await?;

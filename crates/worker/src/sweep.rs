@@ -58,11 +58,25 @@ pub async fn sweep_once(
 ) -> Result<SweepReport, SweepError> {
     let store_url = store.url();
     let mut report = SweepReport::default();
-    for prefix in store.top_level_prefixes().await? {
+    let uploads = store.incomplete_uploads(None).await?;
+    // A tenant whose only leftover is an unfinished upload has no object
+    // to list its prefix by: its uploads name it too.
+    let mut tenants: Vec<Uuid> = store
+        .top_level_prefixes()
+        .await?
+        .iter()
+        .map(String::as_str)
+        .chain(
+            uploads
+                .iter()
+                .filter_map(|upload| upload.key.split('/').next()),
+        )
         // Only the worker's own tenant prefixes: the portal keeps uploads elsewhere.
-        let Ok(tenant_id) = prefix.parse::<Uuid>() else {
-            continue;
-        };
+        .filter_map(|prefix| prefix.parse::<Uuid>().ok())
+        .collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    for tenant_id in tenants {
         let Some(lock) = locks.try_acquire(tenant_id).await? else {
             report.busy += 1;
             continue;
@@ -75,7 +89,7 @@ pub async fn sweep_once(
         report.uploads_aborted += aborted;
     }
     let cutoff = cutoff(grace);
-    for upload in store.incomplete_uploads(None).await? {
+    for upload in uploads {
         let tenant_prefix = upload
             .key
             .split('/')

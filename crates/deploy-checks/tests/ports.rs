@@ -21,7 +21,14 @@ const ENTRANCES: [&str; 7] = [
     "alertmanager",
     "adminer",
 ];
-const INTERNAL: [&str; 5] = ["postgres", "redis", "odoo", "odoo-templates", "worker"];
+const INTERNAL: [&str; 6] = [
+    "postgres",
+    "redis",
+    "odoo",
+    "odoo-templates",
+    "worker",
+    "garage",
+];
 
 fn all_published() -> Vec<Published> {
     compose::FILES

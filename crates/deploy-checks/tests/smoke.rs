@@ -75,10 +75,13 @@ fn the_stack_answers_through_nginx_and_prometheus_scrapes_every_job() {
     let mut processes = Vec::new();
     for service in SERVICES {
         let mut env = env.clone();
-        env.insert(
-            "METRICS_PORT".to_owned(),
-            metrics_ports[service].to_string(),
-        );
+        // The worker serves /metrics on its only port (WORKER_PORT).
+        if service != "worker" {
+            env.insert(
+                "METRICS_PORT".to_owned(),
+                metrics_ports[service].to_string(),
+            );
+        }
         let process =
             ServiceProcess::spawn(&binaries.join(service), &[], &env).expect("spawn service");
         wait_for(

@@ -587,8 +587,8 @@ async fn finished_jobs_do_not_stay_in_redis() -> anyhow::Result<()> {
     );
     drop(worker);
 
-    let removed = world.queue.vacuum().await?;
-    ensure!(removed >= ids.len(), "only {removed} jobs removed");
+    // The worker's own maintenance may have removed some already.
+    world.queue.vacuum().await?;
     let left = redis_keys(&world.prefix, "*").await?;
     ensure!(
         left.iter()

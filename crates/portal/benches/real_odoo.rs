@@ -359,10 +359,13 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
          on loopback, template `tpl_{template}` built by `odoo/build-templates.sh` (its {bundles_n}\n\
          asset bundles, {bundle_mb:.1} MB, come with the template). The real portal and worker\n\
          binaries (release build) run against Odoo's cluster; PostgreSQL 15, `max_connections`\n\
-         {limit_note}. Machine: 2 cores shared with other builds (1-minute load average {load_before}\n\
-         at the start, {load_after} at the end).\n\
+         {limit_note}. Machine: 2 cores shared with other builds and test runs (1-minute load average\n\
+         {load_before} at the start, {load_after} at the end), measured {date}.\n\
          `cargo bench -p portal --bench real_odoo` with the `ODOO_TEST_*` variables set.\n\n\
-         {RUNS} instances one after another. *create to active*: `POST /api/v1/instances` until the API\n\
+         {RUNS} instances one after another. *create request*: `POST /api/v1/instances` until its 202,\n\
+         which seals the customer's Odoo password (AEAD, key derived from `SECRET_KEY`) into the\n\
+         operation; the worker hashes it while the template clones.\n\
+         *create to active*: `POST /api/v1/instances` until the API\n\
          reports `active` (clone, filestore copy, configuration, probe warming every Odoo worker).\n\
          *first visit*: `/web/login` and its bundles, sign-in (`/web/session/authenticate`,\n\
          pbkdf2-sha512 600,000 rounds in Odoo), `/odoo` and its bundles, 6 at a time like a browser.\n\
@@ -396,6 +399,7 @@ async fn run(real: &Real, suffix: &str) -> anyhow::Result<String> {
         bundle_mb = bundles.1 as f64 / 1e6,
         limit_note = real.connections().await?.3,
         load_after = load_average(),
+        date = chrono::Utc::now().format("%Y-%m-%d"),
     ))
 }
 

@@ -187,10 +187,8 @@ async fn start_worker(
         ("DATABASE_URL", app.db.url.clone()),
         ("REDIS_URL", saas_testkit::redis_url()),
         ("REDIS_KEY_PREFIX", app.redis_prefix.clone()),
-        (
-            "SECRET_KEY",
-            "bench-secret-key-0123456789abcdef-0123".to_owned(),
-        ),
+        // The portal's: the worker opens the password the portal sealed.
+        ("SECRET_KEY", saas_testkit::contract::SECRET_KEY.to_owned()),
         ("BIND_ADDR", "127.0.0.1".to_owned()),
         ("WORKER_PORT", port.to_string()),
         ("BASE_DOMAIN", "localhost".to_owned()),

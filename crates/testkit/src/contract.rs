@@ -13,7 +13,10 @@ use tokio::time::Instant;
 
 use crate::{ServiceProcess, TestDb, free_port};
 
-const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123";
+/// The `SECRET_KEY` every service under test gets. A worker must have the one
+/// of the portal or admin it serves: it opens the passwords they seal with a
+/// key derived from it.
+pub const SECRET_KEY: &str = "test-secret-key-0123456789abcdef-0123";
 
 /// A service binary under test.
 #[derive(Debug, Clone)]

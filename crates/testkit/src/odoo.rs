@@ -229,10 +229,7 @@ impl OdooWorld {
             ("DATABASE_URL", database_url.to_owned()),
             ("REDIS_URL", crate::redis_url()),
             ("REDIS_KEY_PREFIX", redis_prefix.to_owned()),
-            (
-                "SECRET_KEY",
-                "test-secret-key-0123456789abcdef-0123".to_owned(),
-            ),
+            ("SECRET_KEY", crate::contract::SECRET_KEY.to_owned()),
             ("BIND_ADDR", "127.0.0.1".to_owned()),
             ("WORKER_PORT", port.to_string()),
             ("BASE_DOMAIN", "saas.test".to_owned()),

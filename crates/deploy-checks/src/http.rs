@@ -31,14 +31,20 @@ pub fn get(port: u16, host: &str, path: &str) -> std::io::Result<Response> {
 
 /// `GET path` with `Host: host` over an open connection (plain or TLS),
 /// read to its end.
-pub fn exchange(
+pub fn exchange(stream: impl Read + Write, host: &str, path: &str) -> std::io::Result<Response> {
+    exchange_with_headers(stream, host, path, "")
+}
+
+/// The same, the request carrying `headers` too (`Name: value\r\n` lines).
+pub fn exchange_with_headers(
     mut stream: impl Read + Write,
     host: &str,
     path: &str,
+    headers: &str,
 ) -> std::io::Result<Response> {
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAccept: */*\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\n{headers}Connection: close\r\nAccept: */*\r\n\r\n"
     )?;
     stream.flush()?;
     let mut raw = Vec::new();

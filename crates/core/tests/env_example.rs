@@ -21,26 +21,32 @@ fn env_example_documents_every_variable_the_code_reads() -> anyhow::Result<()> {
 }
 
 /// `.env.example` as the binaries read it (dotenvy, `${NAME}` substituted)
-/// gives URLs on nginx's published port.
+/// gives URLs with its `PUBLIC_SCHEME` on the port nginx publishes for that
+/// scheme (HTTPS by default, plain HTTP when the operator switches it).
 #[test]
 fn env_example_urls_carry_the_nginx_port() -> anyhow::Result<()> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.env.example");
     let pairs = dotenvy::from_path_iter(&path)?.collect::<Result<Vec<_>, _>>()?;
-    let port = pairs
-        .iter()
-        .find(|(k, _)| k == "NGINX_HTTP_HOST_PORT")
-        .map(|(_, v)| v.clone())
-        .ok_or_else(|| anyhow::anyhow!("no NGINX_HTTP_HOST_PORT"))?;
-    let env = saas_core::Env::from_pairs(pairs);
+    let value = |name: &str| {
+        pairs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .ok_or_else(|| anyhow::anyhow!("no {name} in .env.example"))
+    };
+    let scheme = value("PUBLIC_SCHEME")?;
+    assert_eq!(scheme, "https", ".env.example defaults to HTTPS");
+    let port = value("NGINX_HTTPS_HOST_PORT")?;
+    let env = saas_core::Env::from_pairs(pairs.clone());
     let config = saas_core::Config::from_env(saas_core::Service::Portal, &env)?;
     let urls = config.public_urls();
     assert_eq!(
         urls.tenant("acme"),
-        format!("http://acme.saas.localhost:{port}")
+        format!("https://acme.saas.localhost:{port}")
     );
     assert_eq!(
         urls.portal(),
-        format!("http://portal.saas.localhost:{port}")
+        format!("https://portal.saas.localhost:{port}")
     );
     Ok(())
 }

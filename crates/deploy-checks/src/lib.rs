@@ -1,5 +1,5 @@
 //! Helpers for the deployment checks in `tests/`: find the repository and
-//! the external tools (nginx, promtool, amtool, hadolint, podman-compose,
+//! the external tools (nginx, openssl, promtool, amtool, hadolint, podman-compose,
 //! shellcheck, kubectl, kubernetes-validate), read `.env.example`, YAML and
 //! the compose files, render nginx templates the way the nginx image does,
 //! pull metric names out of PromQL, and list what Odoo 18 accepts. The

@@ -119,6 +119,41 @@ impl NginxPrefix {
         RunningNginx { child }
     }
 
+    /// Where the operator's certificate goes (NGINX_TLS_DIR, `TLS_CERT_DIR`
+    /// in compose): `tls/` in the prefix.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.scratch.dir("tls")
+    }
+
+    /// Where the script keeps a self-signed certificate
+    /// (NGINX_TLS_SELF_SIGNED_DIR, the `nginx-tls` volume in compose).
+    pub fn self_signed_dir(&self) -> PathBuf {
+        self.scratch.path().join("self-signed")
+    }
+
+    /// Runs nginx/entrypoint.d/16-https.sh as the image's entrypoint does
+    /// before rendering the templates, with this prefix's directories and
+    /// BASE_DOMAIN; `vars` are the rest of its environment
+    /// (NGINX_HTTPS_LISTEN_PORT, PUBLIC_SCHEME, PUBLIC_PORT, TLS_SELF_SIGNED).
+    /// Returns whether it succeeded and what it printed.
+    pub fn run_https_script(&self, vars: &[(&str, &str)]) -> (bool, String) {
+        let script = repo_root().join("nginx/entrypoint.d/16-https.sh");
+        let mut command = Command::new("sh");
+        command
+            .arg(script)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "NGINX_ENVSUBST_OUTPUT_DIR",
+                self.scratch.path().join("conf.d"),
+            )
+            .env("NGINX_TLS_DIR", self.tls_dir())
+            .env("NGINX_TLS_SELF_SIGNED_DIR", self.self_signed_dir())
+            .env("BASE_DOMAIN", BASE_DOMAIN)
+            .envs(vars.iter().copied());
+        crate::tools::run(&mut command)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.scratch.path().join("logs/nginx.log")).unwrap_or_default()
     }

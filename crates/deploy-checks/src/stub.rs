@@ -7,6 +7,12 @@ use std::net::TcpListener;
 
 /// Starts the stub on a free port (a thread per test process) and returns the port.
 pub fn start(name: &'static str) -> u16 {
+    start_with_headers(name, "")
+}
+
+/// The same, its answers carrying `headers` too (`Name: value\r\n` lines),
+/// as admin's and portal's carry their own security headers.
+pub fn start_with_headers(name: &'static str, headers: &'static str) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind stub upstream");
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -24,7 +30,7 @@ pub fn start(name: &'static str) -> u16 {
                 let body = format!("stub={name}\n{head}");
                 let _ = write!(
                     &stream,
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
                     body.len()
                 );
             });

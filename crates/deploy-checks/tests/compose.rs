@@ -59,12 +59,17 @@ fn podman_compose_parses_compose_yml_with_the_example_env() {
         Some("redis://redis:6379/0")
     );
     let nginx_ports = &rendered["services"]["nginx"]["ports"];
-    assert!(
-        serde_yaml::to_string(nginx_ports)
-            .unwrap()
-            .contains(&format!(":{}:8080", env["NGINX_HTTP_HOST_PORT"])),
-        "nginx publishes NGINX_HTTP_HOST_PORT: {nginx_ports:?}"
-    );
+    for (variable, inside) in [
+        ("NGINX_HTTP_HOST_PORT", 8080),
+        ("NGINX_HTTPS_HOST_PORT", 8443),
+    ] {
+        assert!(
+            serde_yaml::to_string(nginx_ports)
+                .unwrap()
+                .contains(&format!(":{}:{inside}", env[variable])),
+            "nginx publishes {variable}: {nginx_ports:?}"
+        );
+    }
     for app in ["admin", "portal", "worker"] {
         let build = &rendered["services"][app]["build"];
         assert_eq!(
@@ -215,13 +220,18 @@ fn host_binaries_use_the_local_postgresql_and_redis_like_scripts_dev() {
     );
 }
 
+/// Sources are checked with `.env.example`'s values: a directory `.env`
+/// names (TLS_CERT_DIR) must exist too, or the first `up` fails.
 #[test]
 fn bind_mounts_exist_as_the_kind_they_are_mounted_as() {
     let root = repo_root();
+    let env = compose::env_example();
     let mut checked = 0;
     for (service, definition) in services() {
         for volume in definition["volumes"].as_sequence().into_iter().flatten() {
             let spec = volume.as_str().expect("short volume syntax");
+            let spec = template::substitute(&spec.replace(":?}", "}"), &env)
+                .unwrap_or_else(|e| panic!("{}: {spec}: {e}", name(&service)));
             let mut parts = spec.split(':');
             let (source, target) = (parts.next().unwrap(), parts.next().unwrap_or_default());
             if !source.starts_with("./") {
@@ -261,6 +271,7 @@ fn bind_mounts_exist_as_the_kind_they_are_mounted_as() {
 #[test]
 fn services_are_pinned_healthy_and_ordered() {
     let compose = read_yaml("compose.yml");
+    let env = compose::env_example();
     let declared_volumes: BTreeSet<&str> = compose["volumes"]
         .as_mapping()
         .expect("named volumes")
@@ -314,7 +325,10 @@ fn services_are_pinned_healthy_and_ordered() {
             }
         }
         for volume in definition["volumes"].as_sequence().into_iter().flatten() {
-            let source = volume.as_str().unwrap().split(':').next().unwrap();
+            // A source from .env (TLS_CERT_DIR) is a path there.
+            let spec = template::substitute(&volume.as_str().unwrap().replace(":?}", "}"), &env)
+                .unwrap_or_else(|e| panic!("{service}: {volume:?}: {e}"));
+            let source = spec.split(':').next().unwrap();
             if !source.starts_with('.') && !source.starts_with('/') {
                 assert!(
                     declared_volumes.contains(source),

@@ -804,11 +804,26 @@ fn nginx_accepts_the_configuration_rendered_with_the_kubernetes_environment() {
         "NGINX_LISTEN_PORT".into(),
         saas_deploy_checks::free_port().to_string(),
     );
-    let prefix = NginxPrefix::with_vars(env);
+    let prefix = NginxPrefix::with_vars(env.clone());
     prefix.write_routing_map(&format!(
         "acme {};\nsleepy suspended;\n",
         rendered.config("ODOO_UPSTREAM")
     ));
+    // TLS ends at the Ingress, which talks plain HTTP to nginx: its
+    // 16-https.sh must find no certificate, make none and redirect nothing
+    // (a redirect would loop).
+    let vars: Vec<(&str, &str)> = [
+        "NGINX_HTTPS_LISTEN_PORT",
+        "PUBLIC_SCHEME",
+        "PUBLIC_PORT",
+        "TLS_SELF_SIGNED",
+    ]
+    .iter()
+    .map(|name| (*name, env[*name].as_str()))
+    .collect();
+    let (ok, output) = prefix.run_https_script(&vars);
+    assert!(ok && output.contains("HTTP only"), "{output}");
+    assert!(!prefix.scratch.path().join("conf.d/https").exists());
     tools::run_ok(Command::new(&nginx).args(prefix.args()).arg("-t"));
 }
 

@@ -99,7 +99,8 @@ fn every_published_port_is_its_own_host_port_variable_and_unprivileged() {
     let env = compose::env_example();
     let mut seen = BTreeMap::new();
     // PUBLIC_PORT is no port anything listens on: it is the port public URLs
-    // carry, nginx's published one (`${NGINX_HTTP_HOST_PORT}`) by design.
+    // carry, nginx's published one for PUBLIC_SCHEME
+    // (`${NGINX_HTTPS_HOST_PORT}`) by design.
     for (key, value) in env
         .iter()
         .filter(|(k, _)| k.ends_with("_PORT") && k.as_str() != "PUBLIC_PORT")
@@ -108,6 +109,27 @@ fn every_published_port_is_its_own_host_port_variable_and_unprivileged() {
             panic!(".env.example: {key} and {other} both use port {value}");
         }
     }
+}
+
+/// The port public URLs carry (and nginx's redirect to HTTPS names) is the
+/// one nginx publishes for the public scheme, so the links a first `up`
+/// makes reach nginx.
+#[test]
+fn public_port_is_nginxs_published_port_for_the_public_scheme() {
+    let env = compose::env_example();
+    let published = match env["PUBLIC_SCHEME"].as_str() {
+        "https" => "NGINX_HTTPS_HOST_PORT",
+        "http" => "NGINX_HTTP_HOST_PORT",
+        other => panic!(".env.example: PUBLIC_SCHEME={other}"),
+    };
+    assert_eq!(
+        env["PUBLIC_PORT"], env[published],
+        ".env.example: PUBLIC_PORT is not {published}"
+    );
+    assert_eq!(
+        env["PUBLIC_SCHEME"], "https",
+        "issue 14: https is the default"
+    );
 }
 
 #[test]
@@ -185,6 +207,7 @@ fn podman_compose_publishes_internal_services_only_with_compose_debug_yml() {
     let env = compose::env_example();
     let entrance = [
         ("nginx", "NGINX_PUBLISH_ADDR", "NGINX_HTTP_HOST_PORT", 8080),
+        ("nginx", "NGINX_PUBLISH_ADDR", "NGINX_HTTPS_HOST_PORT", 8443),
         ("admin", "PUBLISH_ADDR", "ADMIN_HOST_PORT", 5000),
         ("portal", "PUBLISH_ADDR", "PORTAL_HOST_PORT", 5001),
         ("grafana", "PUBLISH_ADDR", "GRAFANA_HOST_PORT", 3000),

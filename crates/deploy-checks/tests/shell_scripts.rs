@@ -58,6 +58,7 @@ fn finds_the_scripts_of_every_directory() {
         "odoo/odoo-entrypoint.sh",
         "odoo/initdb/10-create-odoo-role.sh",
         "nginx/entrypoint.d/15-derived-variables.envsh",
+        "nginx/entrypoint.d/16-https.sh",
         "nginx/entrypoint.d/40-reload-on-routing-change.sh",
         "monitoring/alertmanager/entrypoint.sh",
         "scripts/dev",

@@ -571,19 +571,43 @@ async fn finished_jobs_do_not_stay_in_redis() -> anyhow::Result<()> {
         done.iter()
             .all(|op| op.state == ops::OperationState::Succeeded)
     );
-    // apalis acknowledges after the row is final: wait for its bookkeeping.
+    // apalis acknowledges after the row is final: wait until its
+    // bookkeeping is over, every job's metadata in a terminal status (a job
+    // still "Running" when the worker goes is never vacuumed: only its
+    // orphan re-queue by another worker would end it).
     let queue = world.queue.queue_name();
-    let mut per_job = Vec::new();
+    let client = redis::Client::open(saas_testkit::redis_url())?;
+    let mut conn = client.get_multiplexed_async_connection().await?;
+    // Every job has its metadata (some may be vacuumed already by the
+    // worker's maintenance, hence the bounded wait)...
     for _ in 0..100 {
-        per_job = redis_keys(&world.prefix, "*:meta:*").await?;
-        if per_job.len() >= ids.len() {
+        if redis_keys(&world.prefix, "*:meta:*").await?.len() >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // ...and none is still being acknowledged.
+    let mut unfinished = Vec::new();
+    for _ in 0..200 {
+        unfinished.clear();
+        for key in redis_keys(&world.prefix, "*:meta:*").await? {
+            let status: Option<String> = redis::cmd("HGET")
+                .arg(&key)
+                .arg("status")
+                .query_async(&mut conn)
+                .await?;
+            if !matches!(status.as_deref(), Some("Done" | "Failed" | "Killed")) {
+                unfinished.push((key, status));
+            }
+        }
+        if unfinished.is_empty() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     ensure!(
-        per_job.len() >= ids.len(),
-        "expected apalis' metadata per finished job, found {per_job:?}"
+        unfinished.is_empty(),
+        "jobs whose operation finished are not acknowledged in apalis: {unfinished:?}"
     );
     drop(worker);
 
@@ -595,8 +619,6 @@ async fn finished_jobs_do_not_stay_in_redis() -> anyhow::Result<()> {
             .all(|key| !key.contains(":meta:") && !key.ends_with(":done")),
         "finished jobs left keys behind: {left:?}"
     );
-    let client = redis::Client::open(saas_testkit::redis_url())?;
-    let mut conn = client.get_multiplexed_async_connection().await?;
     let data: usize = redis::cmd("HLEN")
         .arg(format!("{queue}:data"))
         .query_async(&mut conn)

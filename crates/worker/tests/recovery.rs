@@ -270,14 +270,20 @@ async fn a_hostile_upload_fails_and_the_customer_reads_nothing_of_other_database
     zip.write_all(&dump)?;
     zip.finish()?;
     let backup = uuid::Uuid::new_v4();
+    // Recorded as an upload is: its real size and SHA-256, so the restore
+    // gets past the copy's check and runs the hostile dump.
+    let zip_bytes = std::fs::read(&path)?;
     sqlx::query(
         "INSERT INTO backups (id, tenant_id, object_key, size_bytes, sha256, kind)
-         VALUES ($1, $2, $3, $4, repeat('0', 64), 'upload')",
+         VALUES ($1, $2, $3, $4, $5, 'upload')",
     )
     .bind(backup)
     .bind(tenant)
     .bind(&key)
-    .bind(i64::try_from(std::fs::metadata(&path)?.len())?)
+    .bind(i64::try_from(zip_bytes.len())?)
+    .bind(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        &zip_bytes,
+    )))
     .execute(&platform.pool)
     .await?;
     let op = platform

@@ -47,6 +47,10 @@ fn host_side_ports() -> BTreeMap<u16, String> {
             .chars()
             .take_while(char::is_ascii_digit)
             .collect();
+        // `${PUBLIC_PORT:-}` has no default port: nothing listens on it.
+        if digits.is_empty() {
+            continue;
+        }
         ports.insert(digits.parse().unwrap(), "scripts/dev (default)".to_owned());
     }
     let env = compose::env_example();

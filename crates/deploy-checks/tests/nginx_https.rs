@@ -203,6 +203,15 @@ impl Stack {
         }
     }
 
+    /// A stack with the operator's `certificate` installed, configured for
+    /// https on its own HTTPS port; returns the script's output too.
+    fn serving(certificate: &OperatorCertificate) -> (Self, String) {
+        let stack = Self::new();
+        certificate.install(&stack.prefix);
+        let output = stack.configure("https", &stack.https_port.to_string(), false);
+        (stack, output)
+    }
+
     /// Runs 16-https.sh with PUBLIC_SCHEME, PUBLIC_PORT and TLS_SELF_SIGNED
     /// as given; panics if it fails.
     fn configure(&self, scheme: &str, public_port: &str, self_signed: bool) -> String {
@@ -260,9 +269,7 @@ fn platform_hosts_answer_https_with_the_operators_certificate() {
         return;
     }
     let certificate = operator_certificate();
-    let stack = Stack::new();
-    certificate.install(&stack.prefix);
-    let output = stack.configure("https", &stack.https_port.to_string(), false);
+    let (stack, output) = Stack::serving(&certificate);
     assert!(output.contains("HTTPS on port"), "{output}");
     let _running = stack.start();
     let client = trusting(std::slice::from_ref(&certificate.root));
@@ -348,9 +355,7 @@ fn tenant_routing_suspension_and_the_database_manager_block_hold_over_https() {
         return;
     }
     let certificate = operator_certificate();
-    let stack = Stack::new();
-    certificate.install(&stack.prefix);
-    stack.configure("https", &stack.https_port.to_string(), false);
+    let (stack, _) = Stack::serving(&certificate);
     let _running = stack.start();
     let client = trusting(std::slice::from_ref(&certificate.root));
 
@@ -388,9 +393,7 @@ fn the_client_verifies_the_chain_and_names_not_ours_get_no_handshake() {
         return;
     }
     let certificate = operator_certificate();
-    let stack = Stack::new();
-    certificate.install(&stack.prefix);
-    stack.configure("https", &stack.https_port.to_string(), false);
+    let (stack, _) = Stack::serving(&certificate);
     let _running = stack.start();
 
     // Another CA's client refuses the operator's certificate: the check
@@ -445,9 +448,7 @@ fn old_protocols_and_weak_ciphers_are_refused() {
         return;
     };
     let certificate = operator_certificate();
-    let stack = Stack::new();
-    certificate.install(&stack.prefix);
-    stack.configure("https", &stack.https_port.to_string(), false);
+    let (stack, _) = Stack::serving(&certificate);
     let _running = stack.start();
     let handshake = |args: &[&str]| {
         let connect = format!("127.0.0.1:{}", stack.https_port);

@@ -7,7 +7,7 @@ use sqlx::PgPool;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::Config;
+use crate::config::{Config, Service};
 use crate::error_chain::Chain;
 use crate::startup::StartupError;
 
@@ -23,11 +23,20 @@ pub async fn connect(config: &Config) -> Result<PgPool, StartupError> {
         .parse()
         .map_err(|err: sqlx::Error| StartupError::from_database(config, &err))?;
     let options = options.application_name(config.service.name());
+    // admin and portal answer requests: a connection PostgreSQL dropped (a
+    // restart) must be found before a request's statement fails on it, so
+    // each acquire pings first. The worker runs every statement again when
+    // it fails (a claim goes back to the queue, an outcome is recorded again,
+    // a renewal or a schedule runs at its next tick, a handler's attempt is
+    // retried), so it skips the ping: a round trip on every acquire, about a
+    // quarter of PostgreSQL's work per operation (bench/RESULTS.md).
+    let ping_before_use = config.service != Service::Worker;
     let deadline = Instant::now() + config.schema_wait;
     loop {
         let attempt = PgPoolOptions::new()
             .max_connections(config.db_max_connections)
             .acquire_timeout(Duration::from_secs(5))
+            .test_before_acquire(ping_before_use)
             .connect_with(options.clone())
             .await;
         match attempt {

@@ -101,7 +101,10 @@ async fn wait_succeeded(pool: &sqlx::PgPool, ids: &[uuid::Uuid]) -> anyhow::Resu
             "only {done} of {} finished",
             ids.len()
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // The poll reads every id: often enough for the end to be noticed,
+        // rarely enough not to load the PostgreSQL under test (the figures
+        // come from the rows' own timestamps, not from this loop).
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
 
@@ -177,6 +180,67 @@ async fn drain(
     .fetch_one(pool)
     .await?;
     Ok(ids.len() as f64 / span)
+}
+
+/// CPU seconds used so far by the PostgreSQL backends serving this bench's
+/// database, by this process (producers and worker), and by Redis (the
+/// whole server: other clients count too), read from /proc and INFO.
+#[derive(Clone, Copy)]
+struct CpuUse {
+    postgres: f64,
+    process: f64,
+    redis: f64,
+}
+
+fn proc_cpu_seconds(pid: &str) -> f64 {
+    // Fields 14 and 15 of /proc/<pid>/stat (after the parenthesised name):
+    // user and system time in clock ticks (USER_HZ, 100 on Linux).
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let user: f64 = fields.get(11)?.parse().ok()?;
+            let system: f64 = fields.get(12)?.parse().ok()?;
+            Some((user + system) / 100.0)
+        })
+        .unwrap_or(0.0)
+}
+
+async fn cpu_use(pool: &sqlx::PgPool, queue: &OpsQueue) -> anyhow::Result<CpuUse> {
+    let pids: Vec<i32> =
+        sqlx::query_scalar("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+            .fetch_all(pool)
+            .await?;
+    let postgres = pids
+        .iter()
+        .map(|pid| proc_cpu_seconds(&pid.to_string()))
+        .sum();
+    let mut conn = queue.connection();
+    let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut conn).await?;
+    let redis = info
+        .lines()
+        .filter(|line| line.starts_with("used_cpu_sys:") || line.starts_with("used_cpu_user:"))
+        .filter_map(|line| line.split_once(':')?.1.trim().parse::<f64>().ok())
+        .sum();
+    Ok(CpuUse {
+        postgres,
+        process: proc_cpu_seconds("self"),
+        redis,
+    })
+}
+
+impl CpuUse {
+    /// Microseconds of CPU per operation between `before` and `self`.
+    fn per_op(self, before: CpuUse, ops: usize) -> String {
+        let us = |now: f64, then: f64| (now - then) * 1e6 / ops as f64;
+        format!(
+            "PostgreSQL {:.0} µs, this process {:.0} µs, Redis {:.0} µs",
+            us(self.postgres, before.postgres),
+            us(self.process, before.process),
+            us(self.redis, before.redis)
+        )
+    }
 }
 
 /// An in-process worker serving until stopped.
@@ -278,6 +342,7 @@ async fn main() -> anyhow::Result<()> {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(8);
+    let cpu_before = cpu_use(&pool, &queue).await?;
     let started = Instant::now();
     let idle = burst(
         &pool,
@@ -289,6 +354,29 @@ async fn main() -> anyhow::Result<()> {
     .await?;
     let elapsed = started.elapsed();
     eprintln!("ours, idle: {:.0} ops/s", idle.throughput);
+    let cpu_after = cpu_use(&pool, &queue).await?;
+    let idle_cpu = cpu_after.per_op(cpu_before, tenants.len());
+    eprintln!("ours, idle, CPU per operation: {idle_cpu}");
+    // BENCH_QUICK=1: only the idle burst and drain, printed, nothing written
+    // (for profiling a change; the figures of record come from a full run).
+    if std::env::var("BENCH_QUICK").is_ok_and(|quick| quick == "1") {
+        let drained = drain(
+            &pool,
+            &queue,
+            &tenants,
+            OperationKind::CollectUsage,
+            producers,
+        )
+        .await?;
+        eprintln!("ours, drain idle: {drained:.0} ops/s");
+        let drained_cpu = cpu_use(&pool, &queue)
+            .await?
+            .per_op(cpu_after, tenants.len());
+        eprintln!("ours, drain idle (requests included), CPU per operation: {drained_cpu}");
+        running.stop().await;
+        saas_testkit::clear_redis_prefix(&prefix).await?;
+        return Ok(());
+    }
 
     // Pickup latency with an idle queue: one operation at a time, 10 ms apart.
     let samples: usize = 200;
@@ -375,7 +463,7 @@ async fn main() -> anyhow::Result<()> {
             paced_started.elapsed() < Duration::from_secs(120),
             "{pending} paced operations unfinished"
         );
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let mut paced_latencies: Vec<f64> = sqlx::query_scalar(
         "SELECT extract(epoch FROM (started_at - created_at))::float8 * 1000 FROM operations

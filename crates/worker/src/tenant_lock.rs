@@ -56,6 +56,9 @@ impl TenantLocks {
         let pool = PgPoolOptions::new()
             .max_connections(size)
             .min_connections(0)
+            // A claim on a dead connection fails and its operation goes
+            // back to the queue; no ping before every claim (see db::connect).
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5))
             .connect_lazy_with(options);
         Self { pool }

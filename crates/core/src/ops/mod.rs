@@ -1,6 +1,7 @@
 //! Operations: every change to a tenant is a row first (PostgreSQL is the
 //! truth), then a job id in Redis (the transport).
 
+mod at_once;
 pub mod lease;
 pub mod model;
 pub mod queue;
@@ -87,9 +88,26 @@ pub async fn request_change(
     args: Value,
     actor: &Actor,
 ) -> Result<Requested, RequestError> {
-    let mut tx = pool.begin().await?;
-    let requested = request_change_in(&mut tx, tenant_id, kind, args, actor).await?;
-    tx.commit().await?;
+    // The common case in one statement; a repeated request (one of the kind
+    // already queued) takes the transaction, which returns the queued one.
+    let requested =
+        match at_once::request_change_at_once(pool, tenant_id, kind, &args, actor).await? {
+            at_once::AtOnce::Created(operation) => Requested {
+                operation: *operation,
+                created: true,
+            },
+            at_once::AtOnce::NoTenant => return Err(RequestError::TenantNotFound),
+            at_once::AtOnce::NotAllowed(state) => {
+                let state: TenantState = state.parse().map_err(|_| RequestError::TenantNotFound)?;
+                return Err(RequestError::NotAllowed { kind, state });
+            }
+            at_once::AtOnce::AlreadyQueued => {
+                let mut tx = pool.begin().await?;
+                let requested = request_change_in(&mut tx, tenant_id, kind, args, actor).await?;
+                tx.commit().await?;
+                requested
+            }
+        };
     push_after_commit(queue, requested.operation.id).await;
     Ok(requested)
 }

@@ -5,3 +5,4 @@
 -- operation through operations_state_created_idx and filtered by tenant
 -- (thousands of index entries per claim under a backlog).
 CREATE INDEX operations_queued_by_tenant ON operations (tenant_id, created_at, id) WHERE state = 'queued';
+

@@ -216,6 +216,18 @@ async fn cpu_use(pool: &sqlx::PgPool, queue: &OpsQueue) -> anyhow::Result<CpuUse
         .iter()
         .map(|pid| proc_cpu_seconds(&pid.to_string()))
         .sum();
+    if std::env::var("BENCH_QUICK").is_ok_and(|quick| quick == "1") {
+        let by_name: Vec<(String, i32)> = sqlx::query_as(
+            "SELECT application_name, pid FROM pg_stat_activity WHERE datname = current_database()",
+        )
+        .fetch_all(pool)
+        .await?;
+        let mut split = std::collections::BTreeMap::<String, f64>::new();
+        for (name, pid) in by_name {
+            *split.entry(name).or_default() += proc_cpu_seconds(&pid.to_string());
+        }
+        eprintln!("  PostgreSQL CPU so far by application: {split:?}");
+    }
     let mut conn = queue.connection();
     let info: String = redis::cmd("INFO").arg("cpu").query_async(&mut conn).await?;
     let redis = info

@@ -52,7 +52,10 @@ impl TenantLocks {
             .connect_options()
             .as_ref()
             .clone()
-            .options([("synchronous_commit", "off")]);
+            .options([("synchronous_commit", "off")])
+            // Told apart from the main pool's in pg_stat_activity: these
+            // sessions hold the tenants' advisory locks.
+            .application_name("worker-tenant-locks");
         let pool = PgPoolOptions::new()
             .max_connections(size)
             .min_connections(0)

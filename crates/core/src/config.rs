@@ -77,6 +77,13 @@ pub const KNOWN_VARS: &[&str] = &[
     "MAIL_PER_RECIPIENT_PER_HOUR",
     "METRICS_PORT",
     "API_BEARER_FAILURES",
+    "DNS_RESOLVERS",
+    "PUBLIC_IPS",
+    "ACME_DIRECTORY_URL",
+    "ACME_CONTACT_EMAIL",
+    "ACME_CA_BUNDLE",
+    "ACME_CHALLENGE_DIR",
+    "CERT_STORE_DIR",
 ];
 
 /// Which service is starting: decides the port variable and its default.
@@ -571,6 +578,8 @@ pub struct DataPlaneSettings {
     /// The templates `odoo/build-templates.sh` builds (`ODOO_TEMPLATES`):
     /// each gets a plan once it is found on a server, the first time only.
     pub templates: Vec<TemplateSpec>,
+    /// Customers' own domains: DNS, ACME, certificate store, nginx's maps.
+    pub domains: crate::domain_settings::DomainSettings,
 }
 
 /// One `name:module,module` entry of `ODOO_TEMPLATES`: the database
@@ -679,7 +688,9 @@ impl DataPlaneSettings {
             // Quotes as .env files and compose keep them.
             parse_templates(v.trim_matches(|c| c == '"' || c == '\''))
         })?;
+        let domains = crate::domain_settings::DomainSettings::from_env(env, &routing_map_path)?;
         Ok(Self {
+            domains,
             routing_map_path,
             backup,
             probe_timeout,

@@ -10,6 +10,8 @@ pub mod customer_tenants;
 pub mod customers;
 pub mod db;
 pub mod domain;
+pub mod domain_settings;
+pub mod domains;
 pub mod edge;
 pub mod error_chain;
 pub mod ops;

@@ -38,6 +38,8 @@ pub const WORKER: &[&str] = &[
     "last_successful_backup_timestamp_seconds",
     "odoo_server_db_connections",
     "odoo_server_db_max_connections",
+    "certificate_renewal_failures_total",
+    "custom_domain_certificates_expiring",
 ];
 pub const WORKER_HISTOGRAMS: &[&str] = &["operation_duration_seconds"];
 

@@ -99,9 +99,14 @@ impl NginxPrefix {
 
     /// Starts nginx in the foreground; stopped when the returned guard drops.
     pub fn start(&self, nginx: &std::path::Path) -> RunningNginx {
+        self.start_with(nginx, "")
+    }
+
+    /// [`NginxPrefix::start`] with more main-context `directives`.
+    pub fn start_with(&self, nginx: &std::path::Path, directives: &str) -> RunningNginx {
         let log = std::fs::File::create(self.scratch.path().join("logs/nginx.log")).unwrap();
         let child = Command::new(nginx)
-            .args(self.args_with("daemon off;"))
+            .args(self.args_with(&format!("daemon off; {directives}")))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
             .stderr(log)

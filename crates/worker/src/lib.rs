@@ -9,6 +9,7 @@
 pub mod background;
 pub mod connections;
 pub mod consumer;
+pub mod domains;
 pub mod engine;
 mod failed_provisions;
 pub mod handlers;
@@ -171,7 +172,7 @@ pub async fn start_platform(
         tracing::warn!(error = %Chain(err.as_ref()), "cannot list the servers' templates yet");
     }
     platform::seed_template_plans(&pool, &data_plane.templates).await;
-    if let Err(err) = servers::write_routing_map_from(&pool, &data_plane.routing_map_path).await {
+    if let Err(err) = servers::write_routing_map_from(&pool, &data_plane).await {
         tracing::warn!(error = %Chain(&err), "cannot write the routing map yet");
     }
     let (store, replica) = saas_odoo::BackupStore::from_settings(&data_plane.backup)

@@ -85,6 +85,8 @@ impl WorkerMetrics {
         registry.register(Box::new(queue_consumer_up.clone()))?;
         registry.register(Box::new(backup_overdue.clone()))?;
         registry.register(Box::new(last_backup.clone()))?;
+        registry.register(Box::new(crate::domains::RENEWAL_FAILURES.clone()))?;
+        registry.register(Box::new(crate::domains::EXPIRING.clone()))?;
         // Every series exists from the start, so dashboards and alerts see
         // zeros instead of gaps.
         for reason in ["not_in_redis", "worker_died"] {

@@ -35,6 +35,8 @@ pub(crate) struct Inner {
     pub public: PublicUrls,
     /// Opens the Odoo passwords requests sealed (`SECRET_KEY`).
     pub sealing: SealingKey,
+    /// Customers' own domains: DNS, ACME, the certificate store.
+    pub domains: crate::domains::Domains,
 }
 
 impl PlatformHandlers {
@@ -45,6 +47,12 @@ impl PlatformHandlers {
         sealing: SealingKey,
     ) -> Result<Self, OdooError> {
         let (store, replica) = BackupStore::from_settings(&settings.backup)?;
+        let domains = crate::domains::Domains::new(settings.domains.clone()).map_err(|reason| {
+            OdooError::Invalid {
+                what: "DNS_RESOLVERS",
+                reason,
+            }
+        })?;
         Ok(Self {
             inner: Arc::new(Inner {
                 pool,
@@ -53,6 +61,7 @@ impl PlatformHandlers {
                 settings,
                 public,
                 sealing,
+                domains,
             }),
         })
     }
@@ -88,6 +97,9 @@ impl Handlers for PlatformHandlers {
                 OperationKind::ResetAdminPassword => {
                     reset_admin_password(&inner, &placement, &operation, lease).await
                 }
+                OperationKind::SyncDomains => {
+                    crate::domains::sync(&inner, &placement, &operation, lease).await
+                }
             }
         })
     }
@@ -122,6 +134,10 @@ impl Handlers for PlatformHandlers {
                 Err(err) => tracing::warn!(error = %Chain(err.as_ref()), "schedules failed"),
             }
             crate::replica::replicate_missing(&inner).await;
+            crate::domains::sweep(&inner).await;
+            if let Err(err) = crate::domains::expiry_metrics(&inner.pool).await {
+                tracing::warn!(error = %Chain(&err), "certificate expiry metrics failed");
+            }
             if let Err(err) = expire_backups_of_deleted_tenants(&inner).await {
                 tracing::warn!(error = %err.message, "expiring backups of deleted tenants failed");
             }
@@ -262,7 +278,10 @@ async fn provision(
 
 /// The tenant's public URL, Odoo's `web.base.url`: `PUBLIC_SCHEME`,
 /// `BASE_DOMAIN` and `PUBLIC_PORT` (left out when it is the default).
-fn tenant_base_url(inner: &Inner, placement: &TenantPlacement) -> Result<url::Url, HandlerError> {
+pub(crate) fn tenant_base_url(
+    inner: &Inner,
+    placement: &TenantPlacement,
+) -> Result<url::Url, HandlerError> {
     saas_odoo::tenant_base_url(
         inner.public.scheme(),
         &placement.subdomain,
@@ -274,7 +293,7 @@ fn tenant_base_url(inner: &Inner, placement: &TenantPlacement) -> Result<url::Ur
 /// Runs a data-plane step of an attempt until it ends or the attempt's
 /// lease is lost, whichever comes first: a taken-over attempt stops working
 /// on the tenant's database and files.
-async fn fenced<T>(
+pub(crate) async fn fenced<T>(
     lease: &Lease,
     step: impl std::future::Future<Output = Result<T, OdooError>>,
 ) -> Result<T, HandlerError> {
@@ -651,6 +670,14 @@ async fn delete(
         TenantState::Deleted,
     )
     .await?;
+    // Its domains may be claimed again; their files go with the sweep.
+    saas_core::domains::remove_all_of_tenant(
+        &inner.pool,
+        placement.tenant_id,
+        &saas_core::ops::Actor::system("worker"),
+    )
+    .await?;
+    crate::domains::sweep(inner).await;
     servers::write_routing_map(inner).await
 }
 

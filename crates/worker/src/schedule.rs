@@ -67,6 +67,24 @@ fn jobs() -> Vec<Job> {
                     WHERE t.state = 'suspended' AND t.trial_ends_at IS NOT NULL
                       AND t.trial_ends_at + make_interval(days => p.grace_days) < now()",
         },
+        // Custom domains: certificates renewed 30 days before they expire
+        // (a failed renewal is tried again after 12 hours), renewals an
+        // operator asked for, and domains still waiting for DNS checked
+        // again every 15 minutes once their operation gave up.
+        Job {
+            kind: OperationKind::SyncDomains,
+            args: json!({}),
+            query: "SELECT DISTINCT t.id FROM tenants t JOIN tenant_domains d ON d.tenant_id = t.id
+                    WHERE t.state IN ('active', 'suspended')
+                      AND ((d.state = 'live'
+                            AND (d.renew_requested_at IS NOT NULL
+                                 OR (d.cert_not_after < now() + interval '30 days'
+                                     AND (d.renewed_at IS NULL OR d.renewed_at < now() - interval '12 hours'))))
+                           OR (d.state = 'pending_dns'
+                               AND (d.checked_at IS NULL OR d.checked_at < now() - interval '15 minutes')))
+                      AND NOT EXISTS (SELECT 1 FROM operations o WHERE o.tenant_id = t.id AND o.kind = 'sync_domains'
+                                      AND o.state IN ('queued', 'running'))",
+        },
         Job {
             kind: OperationKind::HealthCheck,
             args: json!({}),

@@ -210,13 +210,19 @@ pub async fn refresh_templates(pool: &PgPool) -> anyhow::Result<usize> {
 /// Rewrites the nginx map from the tenants table: active tenants to their
 /// server's upstream, suspended ones to `suspended`.
 pub(crate) async fn write_routing_map(inner: &Inner) -> Result<(), HandlerError> {
-    write_routing_map_from(&inner.pool, &inner.settings.routing_map_path).await
+    write_routing_map_from(&inner.pool, &inner.settings).await
 }
 
+/// Writes the tenants' routing map and the custom domains' maps beside it.
 pub async fn write_routing_map_from(
     pool: &PgPool,
-    path: &std::path::Path,
+    settings: &saas_core::config::DataPlaneSettings,
 ) -> Result<(), HandlerError> {
+    write_tenant_map(pool, &settings.routing_map_path).await?;
+    crate::domains::write_domain_maps(pool, &settings.domains).await
+}
+
+async fn write_tenant_map(pool: &PgPool, path: &std::path::Path) -> Result<(), HandlerError> {
     let rows: Vec<(String, String, Option<String>)> = sqlx::query_as(
         "SELECT t.subdomain, t.state, s.internal_url FROM tenants t LEFT JOIN servers s ON s.id = t.server_id
          WHERE t.state IN ('active', 'suspended') ORDER BY t.subdomain",

@@ -35,6 +35,8 @@ pub enum LimitExceeded {
     Storage { used_mb: i64, allowed_mb: i64 },
     #[error("{used} instances, the plan allows {allowed}")]
     Instances { used: i64, allowed: i64 },
+    #[error("the plan allows {allowed} domains per instance and this one has {used}")]
+    Domains { used: i64, allowed: i64 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -113,6 +115,19 @@ impl PlanLimits {
     }
 }
 
+/// Whether a tenant holding `domains` custom domains may add one more under
+/// a plan allowing `max_domains` (`plans.max_domains`).
+pub fn allows_another_domain(max_domains: i32, domains: i64) -> Result<(), LimitExceeded> {
+    let allowed = i64::from(max_domains);
+    if domains >= allowed {
+        return Err(LimitExceeded::Domains {
+            used: domains,
+            allowed,
+        });
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -171,6 +186,19 @@ mod tests {
                 allowed: 1
             })
         );
+    }
+
+    #[test]
+    fn domain_limit() {
+        assert!(allows_another_domain(2, 1).is_ok());
+        assert_eq!(
+            allows_another_domain(2, 2),
+            Err(LimitExceeded::Domains {
+                used: 2,
+                allowed: 2
+            })
+        );
+        assert!(allows_another_domain(0, 0).is_err());
     }
 
     #[test]

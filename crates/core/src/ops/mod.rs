@@ -71,7 +71,8 @@ pub fn precondition(kind: OperationKind) -> (&'static [TenantState], Option<Tena
         | OperationKind::ResetAdminPassword
         | OperationKind::CollectUsage
         | OperationKind::HealthCheck
-        | OperationKind::PruneBackups => (&[Active, Suspended], None),
+        | OperationKind::PruneBackups
+        | OperationKind::SyncDomains => (&[Active, Suspended], None),
     }
 }
 

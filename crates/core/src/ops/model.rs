@@ -55,6 +55,7 @@ string_enum! {
         HealthCheck => "health_check",
         PruneBackups => "prune_backups",
         ResetAdminPassword => "reset_admin_password",
+        SyncDomains => "sync_domains",
     }
 }
 
@@ -78,6 +79,10 @@ impl OperationKind {
             | OperationKind::ChangePlan
             | OperationKind::ResetAdminPassword => 4,
             OperationKind::Suspend | OperationKind::Resume => 8,
+            // DNS changes take minutes to hours to spread: the attempts,
+            // backed off up to five minutes apart, cover about half an hour;
+            // the schedule checks waiting domains again after that.
+            OperationKind::SyncDomains => 10,
             OperationKind::CollectUsage
             | OperationKind::HealthCheck
             | OperationKind::PruneBackups => 3,

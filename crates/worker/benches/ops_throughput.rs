@@ -572,7 +572,8 @@ async fn main() -> anyhow::Result<()> {
          | steady load: {} operations offered at {paced_rate:.0}/s, completed at | {paced_done:.0} ops/s |\n\
          | enqueue-to-start latency at that steady load, p50 | {:.1} ms |\n\
          | enqueue-to-start latency at that steady load, p99 | {:.1} ms |\n\
-         | wall time of the first burst | {:.2} s |\n\n\
+         | wall time of the first burst | {:.2} s |\n\
+         | CPU per operation in that burst | {idle_cpu} |\n\n\
          ### Next to RQ 3\n\n\
          In the same run, RQ 3.0.0 (`bench/rq/rq_bench.py`): one `SimpleWorker` process (no fork per job, \
          logging at WARNING), {producers} producer threads enqueueing {count} no-op jobs on the same Redis \

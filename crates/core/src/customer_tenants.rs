@@ -39,6 +39,7 @@ impl Plan {
             max_storage_mb: self.max_storage_mb,
             max_backups: self.max_backups,
             max_instances: self.max_instances,
+            max_domains: self.max_domains,
             trial_days: self.trial_days,
         }
     }

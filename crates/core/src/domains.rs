@@ -399,7 +399,8 @@ async fn record(
 
 /// Removes a domain of the tenant: its route, certificate and challenge
 /// files go with the `sync_domains` operation requested here. Another
-/// domain (the oldest) becomes primary if this one was.
+/// domain (the oldest) becomes primary if this one was. `reason` (an
+/// operator's) goes into the audit entry.
 #[tracing::instrument(skip_all)]
 pub async fn remove(
     pool: &PgPool,
@@ -407,6 +408,7 @@ pub async fn remove(
     tenant_id: Uuid,
     domain_id: Uuid,
     actor: &Actor,
+    reason: Option<&str>,
 ) -> Result<TenantDomain, DomainError> {
     let mut tx = pool.begin().await?;
     let tenant_state: Option<String> =
@@ -446,7 +448,7 @@ pub async fn remove(
         actor,
         "domain.remove",
         &removed,
-        serde_json::json!({ "operation": operation }),
+        serde_json::json!({ "operation": operation, "reason": reason }),
     )
     .await?;
     tx.commit().await?;
@@ -503,13 +505,15 @@ pub async fn make_primary(
 }
 
 /// Tries a domain again: DNS is checked anew when it is not live (a failed
-/// issue starts over), a live one gets a new certificate now.
+/// issue starts over), a live one gets a new certificate now. `reason` (an
+/// operator's) goes into the audit entry.
 #[tracing::instrument(skip_all)]
 pub async fn retry(
     pool: &PgPool,
     queue: Option<&OpsQueue>,
     domain_id: Uuid,
     actor: &Actor,
+    reason: Option<&str>,
 ) -> Result<TenantDomain, DomainError> {
     let mut tx = pool.begin().await?;
     let tenant_id: Option<Uuid> =
@@ -537,7 +541,7 @@ pub async fn retry(
         actor,
         "domain.retry",
         &row,
-        serde_json::json!({ "operation": operation }),
+        serde_json::json!({ "operation": operation, "reason": reason }),
     )
     .await?;
     tx.commit().await?;

@@ -89,6 +89,7 @@ pub async fn remove(
         tenant.id,
         domain_id,
         &who.actor(),
+        None,
     )
     .await
     .map_err(domain_error)

@@ -454,6 +454,26 @@ async fn hostile_domains_are_refused_naming_the_field() -> anyhow::Result<()> {
         )
         .await?;
     ensure!(existing.status() == 202);
+    // A plan allowing fewer domains than the instance has does not fit.
+    sqlx::query("UPDATE plans SET max_domains = 1 WHERE code = 'small'")
+        .execute(&app.pool)
+        .await?;
+    let smaller = alice
+        .api(
+            Method::POST,
+            &format!("/api/v1/instances/{instance}/plan"),
+            Some(json!({ "plan": "small" })),
+        )
+        .await?;
+    ensure!(smaller.status() == 409, "plan change: {}", smaller.status());
+    let error: Value = smaller.json().await?;
+    ensure!(
+        error["error"]["field"] == "plan"
+            && error["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("allows 1 domains per instance and this one has 2")),
+        "{error}"
+    );
     // Nothing above was a server error.
     ensure!(
         !app.process.log().contains("request failed"),

@@ -933,6 +933,7 @@ async fn every_page_renders_for_an_owner() -> anyhow::Result<()> {
         "/tenants/new".into(),
         format!("/tenants/{tenant}"),
         format!("/tenants/{tenant}/live"),
+        "/domains".into(),
         "/customers".into(),
         format!("/customers/{}", seed.customer),
         "/plans".into(),

@@ -20,6 +20,8 @@ pub struct Plan {
     pub max_storage_mb: i32,
     pub max_backups: i32,
     pub max_instances: i32,
+    /// Customers' own domains per instance.
+    pub max_domains: i32,
     pub trial_days: i32,
     pub grace_days: i32,
     pub price_cents: i64,
@@ -28,7 +30,7 @@ pub struct Plan {
 }
 
 const PLAN_COLUMNS: &str = "id, code, name, max_users, max_storage_mb, max_backups, max_instances, \
-     trial_days, grace_days, price_cents, currency, active";
+     max_domains, trial_days, grace_days, price_cents, currency, active";
 
 impl Plan {
     pub fn limits(&self) -> PlanLimits {
@@ -37,6 +39,7 @@ impl Plan {
             max_storage_mb: self.max_storage_mb,
             max_backups: self.max_backups,
             max_instances: self.max_instances,
+            max_domains: self.max_domains,
             trial_days: self.trial_days,
         }
     }

@@ -49,6 +49,17 @@ fn list<T>(raw: &str, parse: impl Fn(&str) -> Option<T>) -> Option<Vec<T>> {
         .collect()
 }
 
+/// `PUBLIC_IPS`: the worker accepts a domain pointing at one of these, and
+/// the portal tells customers to point at them (empty: neither names any).
+pub fn public_ips(env: &Env) -> Result<Vec<IpAddr>, ConfigError> {
+    env.parse_or(
+        "PUBLIC_IPS",
+        Vec::new(),
+        "a comma-separated list of IP addresses, or empty to accept the addresses the tenants' hosts resolve to",
+        |v| list(v, |ip| ip.parse::<IpAddr>().ok()),
+    )
+}
+
 impl DomainSettings {
     /// Reads the variables; the directories default to siblings of the
     /// routing map (`routing_map_path`), the volume nginx already reads.
@@ -63,12 +74,7 @@ impl DomainSettings {
             "a comma-separated list of ip or ip:port ([ipv6]:port), or empty for the system's resolvers",
             |v| list(v, socket_addr),
         )?;
-        let public_ips = env.parse_or(
-            "PUBLIC_IPS",
-            Vec::new(),
-            "a comma-separated list of IP addresses, or empty to accept the addresses the tenants' hosts resolve to",
-            |v| list(v, |ip| ip.parse::<IpAddr>().ok()),
-        )?;
+        let public_ips = public_ips(env)?;
         let acme_directory = env.parse_or(
             "ACME_DIRECTORY_URL",
             LETS_ENCRYPT.to_owned(),

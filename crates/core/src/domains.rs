@@ -5,6 +5,9 @@
 //! `sync_domains` operation, which brings DNS checks, certificates and
 //! nginx's maps in line with the rows.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
+
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{PgConnection, PgPool};
@@ -50,6 +53,55 @@ impl TenantDomain {
             unicode
         } else {
             self.domain.clone()
+        }
+    }
+}
+
+/// One DNS record a customer creates at their DNS provider.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecord {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub name: String,
+    pub value: String,
+}
+
+/// The records that make a domain verifiable: the TXT ownership record,
+/// and a CNAME to the instance's host or, where a CNAME cannot be (a
+/// zone's apex), address records to the platform's addresses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DnsRecords {
+    pub txt: DnsRecord,
+    pub cname: DnsRecord,
+    /// `PUBLIC_IPS`, each an A or AAAA record; empty when none is set
+    /// (only the CNAME is then sure to match).
+    pub addresses: Vec<DnsRecord>,
+}
+
+impl TenantDomain {
+    /// What to create for this domain, the instance's host being
+    /// `tenant_host` (`<subdomain>.<BASE_DOMAIN>`), the worker's checks in
+    /// `crates/worker/src/domains/dns.rs`.
+    pub fn dns_records(&self, tenant_host: &str, public_ips: &[IpAddr]) -> DnsRecords {
+        DnsRecords {
+            txt: DnsRecord {
+                kind: "TXT",
+                name: self.txt_name(),
+                value: self.token.clone(),
+            },
+            cname: DnsRecord {
+                kind: "CNAME",
+                name: self.domain.clone(),
+                value: tenant_host.to_owned(),
+            },
+            addresses: public_ips
+                .iter()
+                .map(|ip| DnsRecord {
+                    kind: if ip.is_ipv4() { "A" } else { "AAAA" },
+                    name: self.domain.clone(),
+                    value: ip.to_string(),
+                })
+                .collect(),
         }
     }
 }
@@ -164,6 +216,21 @@ pub async fn live_primary(pool: &PgPool, tenant_id: Uuid) -> Result<Option<Strin
     .bind(tenant_id)
     .fetch_optional(pool)
     .await
+}
+
+/// [`live_primary`] of several tenants at once (the instances list).
+pub async fn live_primaries(
+    pool: &PgPool,
+    tenant_ids: &[Uuid],
+) -> Result<HashMap<Uuid, String>, sqlx::Error> {
+    let rows: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT tenant_id, domain FROM tenant_domains
+         WHERE tenant_id = ANY($1) AND is_primary AND state = 'live'",
+    )
+    .bind(tenant_ids)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 /// A domain with its tenant, for operators.
@@ -332,7 +399,8 @@ async fn record(
 
 /// Removes a domain of the tenant: its route, certificate and challenge
 /// files go with the `sync_domains` operation requested here. Another
-/// domain (the oldest) becomes primary if this one was.
+/// domain (the oldest) becomes primary if this one was. `reason` (an
+/// operator's) goes into the audit entry.
 #[tracing::instrument(skip_all)]
 pub async fn remove(
     pool: &PgPool,
@@ -340,6 +408,7 @@ pub async fn remove(
     tenant_id: Uuid,
     domain_id: Uuid,
     actor: &Actor,
+    reason: Option<&str>,
 ) -> Result<TenantDomain, DomainError> {
     let mut tx = pool.begin().await?;
     let tenant_state: Option<String> =
@@ -379,7 +448,7 @@ pub async fn remove(
         actor,
         "domain.remove",
         &removed,
-        serde_json::json!({ "operation": operation }),
+        serde_json::json!({ "operation": operation, "reason": reason }),
     )
     .await?;
     tx.commit().await?;
@@ -436,13 +505,15 @@ pub async fn make_primary(
 }
 
 /// Tries a domain again: DNS is checked anew when it is not live (a failed
-/// issue starts over), a live one gets a new certificate now.
+/// issue starts over), a live one gets a new certificate now. `reason` (an
+/// operator's) goes into the audit entry.
 #[tracing::instrument(skip_all)]
 pub async fn retry(
     pool: &PgPool,
     queue: Option<&OpsQueue>,
     domain_id: Uuid,
     actor: &Actor,
+    reason: Option<&str>,
 ) -> Result<TenantDomain, DomainError> {
     let mut tx = pool.begin().await?;
     let tenant_id: Option<Uuid> =
@@ -470,7 +541,7 @@ pub async fn retry(
         actor,
         "domain.retry",
         &row,
-        serde_json::json!({ "operation": operation }),
+        serde_json::json!({ "operation": operation, "reason": reason }),
     )
     .await?;
     tx.commit().await?;
@@ -608,4 +679,56 @@ pub async fn remove_all_of_tenant(
     }
     tx.commit().await?;
     Ok(removed.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn domain(name: &str) -> TenantDomain {
+        TenantDomain {
+            id: Uuid::nil(),
+            tenant_id: Uuid::nil(),
+            domain: name.to_owned(),
+            token: "0123456789abcdef0123456789abcdef".to_owned(),
+            state: DomainState::PendingDns,
+            reason: None,
+            is_primary: true,
+            cert_issuer: None,
+            cert_not_after: None,
+            renewed_at: None,
+            renewal_error: None,
+            renew_requested_at: None,
+            checked_at: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn records_name_the_token_the_host_and_the_platforms_addresses() {
+        let row = domain("erp.acme.com");
+        let records = row.dns_records("acme.saas.example", &[]);
+        assert_eq!(records.txt.name, "_odoo-saas.erp.acme.com");
+        assert_eq!(records.txt.value, row.token);
+        assert_eq!(
+            (records.cname.kind, records.cname.value.as_str()),
+            ("CNAME", "acme.saas.example")
+        );
+        assert!(records.addresses.is_empty());
+        let ips: Vec<IpAddr> = ["203.0.113.7", "2001:db8::1"]
+            .iter()
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        let records = row.dns_records("acme.saas.example", &ips);
+        let kinds: Vec<(&str, &str)> = records
+            .addresses
+            .iter()
+            .map(|r| (r.kind, r.value.as_str()))
+            .collect();
+        assert_eq!(kinds, [("A", "203.0.113.7"), ("AAAA", "2001:db8::1")]);
+        assert_eq!(
+            domain("xn--bcher-kva.example").display_name(),
+            "bücher.example"
+        );
+    }
 }

@@ -6,6 +6,7 @@
 
 mod actions;
 mod auth;
+mod domains;
 mod error;
 mod extract;
 mod mail;

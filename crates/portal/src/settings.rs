@@ -25,6 +25,9 @@ pub struct PortalSettings {
     pub backup: saas_core::backup_store::BackupStoreSettings,
     pub session_idle: Duration,
     pub session_absolute: Duration,
+    /// `PUBLIC_IPS`: the addresses customers may point their own domains
+    /// at instead of a CNAME (the worker accepts the same ones).
+    pub public_ips: Vec<std::net::IpAddr>,
 }
 
 pub use saas_core::backup_store::DEFAULT_BACKUP_STORE_URL;
@@ -65,7 +68,9 @@ impl PortalSettings {
         )?;
         let backup = saas_core::backup_store::BackupStoreSettings::from_env(env)?;
         let upload_timeout = env.seconds("UPLOAD_TIMEOUT_SECS", 3600, 10..=86_400)?;
+        let public_ips = saas_core::domain_settings::public_ips(env)?;
         Ok(Self {
+            public_ips,
             upload_timeout,
             smtp_url,
             smtp_from,

@@ -146,6 +146,20 @@ impl AppState {
         self.public.tenant(subdomain)
     }
 
+    /// Where an instance's "Open" link points: its primary domain once that
+    /// is live (served over HTTPS by nginx), else its platform URL.
+    pub fn open_url(&self, subdomain: &str, live_primary: Option<&str>) -> String {
+        match live_primary {
+            Some(domain) => format!("https://{domain}"),
+            None => self.instance_url(subdomain),
+        }
+    }
+
+    /// The instance's host, what a customer's domain is a CNAME to.
+    pub fn instance_host(&self, subdomain: &str) -> String {
+        format!("{subdomain}.{}", self.public.base_domain())
+    }
+
     /// Where links in emails point: the portal's public origin, or the
     /// host the request came to when it is a local address (the portal run
     /// directly on the host, without nginx), never anything else a client

@@ -5,6 +5,8 @@ use axum::response::Response;
 use saas_core::auth::tokens::ApiToken;
 use saas_core::backups::Backup;
 use saas_core::customer_tenants::{self as scoped, Plan};
+use saas_core::domain::DomainState;
+use saas_core::domains::{DnsRecord, DnsRecords, TenantDomain};
 use saas_core::ops::Operation;
 use saas_core::tenants::Tenant;
 
@@ -107,13 +109,20 @@ pub struct InstanceView {
 }
 
 impl InstanceView {
-    pub fn new(state: &AppState, tenant: &Tenant, plans: &[Plan]) -> Self {
+    /// `live_primary`: the instance's primary domain once it is live, where
+    /// "Open" then points.
+    pub fn new(
+        state: &AppState,
+        tenant: &Tenant,
+        plans: &[Plan],
+        live_primary: Option<&str>,
+    ) -> Self {
         let plan = plans.iter().find(|p| p.id == tenant.plan_id);
         Self {
             id: tenant.id.to_string(),
             subdomain: tenant.subdomain.clone(),
             state: tenant.state.clone(),
-            url: state.instance_url(&tenant.subdomain),
+            url: state.open_url(&tenant.subdomain, live_primary),
             plan_name: plan.map_or_else(|| "?".to_owned(), |p| p.name.clone()),
             busy: matches!(
                 tenant.state.as_str(),
@@ -185,8 +194,8 @@ fn summary(plan: &Plan) -> String {
         String::new()
     };
     format!(
-        "{} users, {} MB, {} backups kept, {price}{trial}",
-        plan.max_users, plan.max_storage_mb, plan.max_backups
+        "{} users, {} MB, {} backups kept, {} own domains, {price}{trial}",
+        plan.max_users, plan.max_storage_mb, plan.max_backups, plan.max_domains
     )
 }
 
@@ -269,6 +278,64 @@ pub struct InstancePage {
     pub max_upload_mb: u64,
     /// Operations queued or running: the page refreshes until they finish.
     pub pending: usize,
+    pub domains: Vec<DomainView>,
+    /// The plan's limit on the instance's own domains.
+    pub max_domains: i32,
+    /// What the add form held when it was refused.
+    pub domain_input: String,
+}
+
+/// One of the instance's own domains, with the DNS records to create.
+pub struct DomainView {
+    pub id: String,
+    /// As a person reads it (U-labels).
+    pub name: String,
+    /// As DNS and the records carry it (A-labels).
+    pub ascii: String,
+    pub state: &'static str,
+    pub state_label: &'static str,
+    pub reason: String,
+    pub primary: bool,
+    pub live: bool,
+    pub records: Vec<DnsRecord>,
+    /// When the certificate ends, once there is one.
+    pub certificate_until: String,
+}
+
+impl DomainView {
+    pub fn new(domain: &TenantDomain, records: DnsRecords) -> Self {
+        let mut list = vec![records.txt, records.cname];
+        list.extend(records.addresses);
+        Self {
+            id: domain.id.to_string(),
+            name: domain.display_name(),
+            ascii: domain.domain.clone(),
+            state: domain.state.as_str(),
+            state_label: domain.state.label(),
+            reason: domain.reason.clone().unwrap_or_default(),
+            primary: domain.is_primary,
+            live: domain.state == DomainState::Live,
+            records: list,
+            certificate_until: domain
+                .cert_not_after
+                .map(|t| t.format("%Y-%m-%d").to_string())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The steps a domain goes through, and whether this one is past each.
+    pub fn steps(&self) -> Vec<(&'static str, bool)> {
+        let reached = match self.state {
+            "verified" | "issuing" => 1,
+            "live" => 3,
+            _ => 0,
+        };
+        ["DNS verified", "certificate issued", "live"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, step)| (step, i < reached))
+            .collect()
+    }
 }
 
 pub struct TokenView {

@@ -577,13 +577,14 @@ async fn change_plan(
         .as_str()
         .and_then(|id| id.parse::<Uuid>().ok())
         .ok_or_else(|| HandlerError::permanent("argument plan_id is missing or not a UUID"))?;
-    let plan: Option<(i32, i32, i32, i32, i32, bool)> = sqlx::query_as(
-        "SELECT max_users, max_storage_mb, max_backups, max_instances, trial_days, active FROM plans WHERE id = $1",
+    let plan: Option<(i32, i32, i32, i32, i32, i32, bool)> = sqlx::query_as(
+        "SELECT max_users, max_storage_mb, max_backups, max_instances, max_domains, trial_days, active
+         FROM plans WHERE id = $1",
     )
     .bind(plan_id)
     .fetch_optional(&inner.pool)
     .await?;
-    let (max_users, max_storage_mb, max_backups, max_instances, trial_days, active) =
+    let (max_users, max_storage_mb, max_backups, max_instances, max_domains, trial_days, active) =
         plan.ok_or_else(|| HandlerError::permanent("the new plan does not exist"))?;
     if !active {
         return Err(HandlerError::permanent("the new plan is not available"));
@@ -593,6 +594,7 @@ async fn change_plan(
         max_storage_mb,
         max_backups,
         max_instances,
+        max_domains,
         trial_days,
     };
     let usage: (i32, i64, i64) = sqlx::query_as(

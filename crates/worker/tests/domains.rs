@@ -505,7 +505,14 @@ async fn a_customers_domain_is_verified_certified_served_renewed_and_removed() -
 
     // A forced renewal (the operator's retry): a new certificate, served
     // once nginx reloads.
-    domains::retry(&platform.pool, Some(&platform.queue), erp.id, &actor()).await?;
+    domains::retry(
+        &platform.pool,
+        Some(&platform.queue),
+        erp.id,
+        &actor(),
+        Some("forced renewal"),
+    )
+    .await?;
     let renewed = wait_domain(&platform, erp.id, |d| {
         d.renew_requested_at.is_none() && d.renewed_at != live.renewed_at
     })
@@ -534,6 +541,7 @@ async fn a_customers_domain_is_verified_certified_served_renewed_and_removed() -
         acme.tenant,
         erp.id,
         &actor(),
+        Some("end of the test"),
     )
     .await?;
     platform.wait_idle(acme.tenant).await?;

@@ -23,6 +23,7 @@ pub struct PlanPatch {
     pub max_storage_mb: Option<i32>,
     pub max_backups: Option<i32>,
     pub max_instances: Option<i32>,
+    pub max_domains: Option<i32>,
     pub template: Option<String>,
     pub modules: Option<Vec<String>>,
     pub trial_days: Option<i32>,
@@ -32,6 +33,10 @@ pub struct PlanPatch {
     pub currency: Option<String>,
     pub active: Option<bool>,
 }
+
+/// A new plan's own domains per tenant when none is given (the column's
+/// default).
+const DEFAULT_MAX_DOMAINS: i32 = 2;
 
 fn int32(params: &Params, name: &str) -> Result<Option<i32>> {
     params.opt_parse(name, "must be a whole number")
@@ -48,6 +53,7 @@ impl PlanPatch {
             max_storage_mb: int32(params, "max_storage_mb")?,
             max_backups: int32(params, "max_backups")?,
             max_instances: int32(params, "max_instances")?,
+            max_domains: int32(params, "max_domains")?,
             template: text("template"),
             modules: Some(
                 params
@@ -79,6 +85,7 @@ impl PlanPatch {
                 max_storage_mb: self.max_storage_mb.unwrap_or(base.max_storage_mb),
                 max_backups: self.max_backups.unwrap_or(base.max_backups),
                 max_instances: self.max_instances.unwrap_or(base.max_instances),
+                max_domains: self.max_domains.unwrap_or(base.max_domains),
                 template: self.template.unwrap_or(base.template),
                 modules: self.modules.unwrap_or(base.modules),
                 trial_days: self.trial_days.unwrap_or(base.trial_days),
@@ -97,6 +104,7 @@ impl PlanPatch {
                     .ok_or_else(|| required("max_storage_mb"))?,
                 max_backups: self.max_backups.unwrap_or(7),
                 max_instances: self.max_instances.unwrap_or(1),
+                max_domains: self.max_domains.unwrap_or(DEFAULT_MAX_DOMAINS),
                 template: self.template.ok_or_else(|| required("template"))?,
                 modules: self.modules.unwrap_or_default(),
                 trial_days: self.trial_days.unwrap_or(0),
@@ -151,6 +159,7 @@ fn validate_plan(mut plan: PlanInput) -> Result<PlanInput> {
         max_storage_mb: plan.max_storage_mb,
         max_backups: plan.max_backups,
         max_instances: plan.max_instances,
+        max_domains: plan.max_domains,
         trial_days: plan.trial_days,
     }
     .validate()
@@ -196,6 +205,7 @@ fn input_of(row: plans::PlanRow) -> PlanInput {
         max_storage_mb: row.max_storage_mb,
         max_backups: row.max_backups,
         max_instances: row.max_instances,
+        max_domains: row.max_domains,
         template: row.template,
         modules: row.modules,
         trial_days: row.trial_days,

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod customers;
+pub mod domains;
 pub mod operations;
 pub mod operators;
 pub mod tenants;

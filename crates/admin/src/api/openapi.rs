@@ -57,6 +57,7 @@ fn schemas() -> Value {
                 "code": { "type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{1,39}$" },
                 "name": string(100), "max_users": int.clone(), "max_storage_mb": int.clone(),
                 "max_backups": int.clone(), "max_instances": int.clone(),
+                "max_domains": { "type": "integer", "description": "customers' own domains per tenant, 0 to 100 (422 naming the field otherwise); 2 when absent on creation" },
                 "template": { "type": "string", "pattern": "^[a-z0-9_]{1,40}$", "description": "a template found on an active server (basic for tpl_basic; see GET /api/v1/servers/{id}); a plan keeps its own while it is missing" },
                 "modules": { "type": "array", "items": { "type": "string" } },
                 "trial_days": int.clone(), "grace_days": int.clone(), "backup_hour_utc": int.clone(),

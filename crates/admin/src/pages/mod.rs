@@ -4,6 +4,7 @@
 mod catalog;
 mod customers;
 mod dashboard;
+mod domains;
 mod ops;
 mod people;
 mod tenants;
@@ -25,6 +26,7 @@ pub fn router() -> Router<AppState> {
         .route("/static/admin.js", get(script))
         .merge(dashboard::router())
         .merge(tenants::router())
+        .merge(domains::router())
         .merge(customers::router())
         .merge(catalog::router())
         .merge(ops::router())

@@ -14,6 +14,8 @@ pub struct PlanRow {
     pub max_storage_mb: i32,
     pub max_backups: i32,
     pub max_instances: i32,
+    /// Customers' own domains per tenant.
+    pub max_domains: i32,
     pub template: String,
     pub modules: Vec<String>,
     pub trial_days: i32,
@@ -30,7 +32,7 @@ pub struct PlanRow {
 }
 
 const COLUMNS: &str = "p.id, p.code, p.name, p.max_users, p.max_storage_mb, p.max_backups, p.max_instances, \
-    p.template, p.modules, p.trial_days, p.grace_days, p.backup_hour_utc, p.price_cents, p.currency, p.active, \
+    p.max_domains, p.template, p.modules, p.trial_days, p.grace_days, p.backup_hour_utc, p.price_cents, p.currency, p.active, \
     p.created_automatically, p.created_at, (SELECT count(*) FROM tenants t WHERE t.plan_id = p.id AND t.state <> 'deleted') AS tenant_count";
 
 /// A plan as created or replaced; validated by the caller.
@@ -42,6 +44,7 @@ pub struct PlanInput {
     pub max_storage_mb: i32,
     pub max_backups: i32,
     pub max_instances: i32,
+    pub max_domains: i32,
     pub template: String,
     pub modules: Vec<String>,
     pub trial_days: i32,
@@ -93,13 +96,13 @@ pub async fn save(
     let sql = match id {
         None => {
             "INSERT INTO plans (id, code, name, max_users, max_storage_mb, max_backups, max_instances, template,
-                modules, trial_days, grace_days, backup_hour_utc, price_cents, currency, active)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING id"
+                modules, trial_days, grace_days, backup_hour_utc, price_cents, currency, active, max_domains)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) RETURNING id"
         }
         Some(_) => {
             "UPDATE plans SET code = $2, name = $3, max_users = $4, max_storage_mb = $5, max_backups = $6,
                 max_instances = $7, template = $8, modules = $9, trial_days = $10, grace_days = $11,
-                backup_hour_utc = $12, price_cents = $13, currency = $14, active = $15
+                backup_hour_utc = $12, price_cents = $13, currency = $14, active = $15, max_domains = $16
              WHERE id = $1 RETURNING id"
         }
     };
@@ -119,6 +122,7 @@ pub async fn save(
         .bind(plan.price_cents)
         .bind(&plan.currency)
         .bind(plan.active)
+        .bind(plan.max_domains)
         .fetch_optional(conn)
         .await;
     super::saved(saved, PlanError::CodeTaken)

@@ -9,6 +9,8 @@ pub struct PlanLimits {
     pub max_storage_mb: i32,
     pub max_backups: i32,
     pub max_instances: i32,
+    /// Customers' own domains per tenant (0: none).
+    pub max_domains: i32,
     pub trial_days: i32,
 }
 
@@ -38,6 +40,10 @@ pub enum LimitExceeded {
     #[error("the plan allows {allowed} domains per instance and this one has {used}")]
     Domains { used: i64, allowed: i64 },
 }
+
+/// The most own domains a plan may allow per tenant (as the database's
+/// CHECK on `plans.max_domains` says).
+pub const MAX_DOMAINS_LIMIT: i32 = 100;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{field}: {reason}")]
@@ -75,6 +81,12 @@ impl PlanLimits {
                     reason: "must not be negative",
                 });
             }
+        }
+        if !(0..=MAX_DOMAINS_LIMIT).contains(&self.max_domains) {
+            return Err(InvalidLimit {
+                field: "max_domains",
+                reason: "must be from 0 to 100",
+            });
         }
         Ok(())
     }
@@ -138,6 +150,7 @@ mod tests {
             max_storage_mb: 1024,
             max_backups: 7,
             max_instances: 1,
+            max_domains: 2,
             trial_days: 14,
         }
     }
@@ -209,6 +222,14 @@ mod tests {
         let mut limits = starter();
         limits.max_backups = -1;
         assert_eq!(limits.validate().map_err(|e| e.field), Err("max_backups"));
+        for bad in [-1, 101] {
+            let mut limits = starter();
+            limits.max_domains = bad;
+            assert_eq!(limits.validate().map_err(|e| e.field), Err("max_domains"));
+        }
+        let mut limits = starter();
+        limits.max_domains = 0;
+        assert!(limits.validate().is_ok(), "a plan may allow no domain");
         assert!(starter().validate().is_ok());
         assert!(starter().is_trial());
     }

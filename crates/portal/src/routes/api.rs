@@ -22,6 +22,7 @@ use crate::actions::{self, CreateInstance};
 use crate::auth::Api;
 use crate::error::AppError;
 use crate::extract::ApiQuery;
+use crate::routes::api_domains;
 use crate::routes::backups::stream_backup;
 use crate::routes::instances::parse_id;
 use crate::routes::tokens::{create_token, revoke_token};
@@ -38,6 +39,9 @@ pub enum Param {
     Name,
     /// `?confirm=`: the instance's subdomain, typed to confirm.
     Confirm,
+    /// `{domain_id}` in the path: the id of one of the instance's own
+    /// domains (anything else answers 404).
+    DomainId,
 }
 
 /// The request body of an API route.
@@ -116,6 +120,10 @@ pub fn routes() -> Vec<ApiRoute> {
         api!("GET" "/api/v1/instances/{id}/backups", "The instance's backups", list_backups, params = [Id], body = None, ok = (200, "backups"), refusals = []),
         api!("POST" "/api/v1/instances/{id}/backups", "Back up now", backup_now, params = [Id], body = None, ok = (202, "backup operation"), refusals = [409, 422]),
         api!("POST" "/api/v1/instances/{id}/backups/upload", "Upload an Odoo backup zip (dump.sql, filestore/, manifest.json) and restore the instance from it", upload, params = [Id, Confirm], body = Some(Body::Zip), ok = (202, "backup recorded, restore requested"), refusals = [409, 413, 422]),
+        api!("GET" "/api/v1/instances/{id}/domains", "The instance's own domains, each with the DNS records to create, its state and why it is stuck", api_domains::list, params = [Id], body = None, ok = (200, "domains"), refusals = []),
+        api!("POST" "/api/v1/instances/{id}/domains", "Add an own domain (verified, given a certificate and routed asynchronously); adding one the instance has already returns it", api_domains::add, params = [Id], body = json("NewDomain"), ok = (202, "the domain and its DNS records"), refusals = [409]),
+        api!("POST" "/api/v1/instances/{id}/domains/{domain_id}/primary", "Make a domain the primary one: \"Open\" and Odoo's web.base.url use it once it is live", api_domains::make_primary, params = [Id, DomainId], body = None, ok = (202, "the domain"), refusals = [409]),
+        api!("DELETE" "/api/v1/instances/{id}/domains/{domain_id}", "Remove a domain: its route and certificate go", api_domains::remove, params = [Id, DomainId], body = None, ok = (202, "the removed domain"), refusals = []),
         api!("GET" "/api/v1/backups/{id}", "One backup", show_backup, params = [Id], body = None, ok = (200, "backup"), refusals = []),
         api!("GET" "/api/v1/backups/{id}/download", "Download a backup zip", download, params = [Id], body = None, ok = (200, "the zip"), refusals = []),
         api!("POST" "/api/v1/backups/{id}/restore", "Restore a backup into its instance", restore, params = [Id], body = json("Confirm"), ok = (202, "restore operation"), refusals = [409, 422]),
@@ -160,16 +168,25 @@ fn plan_json(plan: &Plan) -> Value {
         "id": plan.id, "code": plan.code, "name": plan.name,
         "max_users": plan.max_users, "max_storage_mb": plan.max_storage_mb,
         "max_backups": plan.max_backups, "max_instances": plan.max_instances,
+        "max_domains": plan.max_domains,
         "trial_days": plan.trial_days, "price_cents": plan.price_cents, "currency": plan.currency,
     })
 }
 
-fn instance_json(state: &AppState, tenant: &Tenant, plan: Option<&Plan>) -> Value {
+/// `live_primary`: the instance's primary domain once it is live, where
+/// `url` then points.
+fn instance_json(
+    state: &AppState,
+    tenant: &Tenant,
+    plan: Option<&Plan>,
+    live_primary: Option<&str>,
+) -> Value {
     json!({
         "id": tenant.id,
         "subdomain": tenant.subdomain,
         "state": tenant.state,
-        "url": state.instance_url(&tenant.subdomain),
+        "url": state.open_url(&tenant.subdomain, live_primary),
+        "platform_url": state.instance_url(&tenant.subdomain),
         "plan": plan.map(|p| json!({ "id": p.id, "code": p.code, "name": p.name })),
         "trial_ends_at": tenant.trial_ends_at,
         "trial_days_left": scoped::trial_days_left(tenant.trial_ends_at, Utc::now()),
@@ -231,9 +248,14 @@ async fn subdomain(
 async fn list(State(state): State<AppState>, Api(who): Api) -> ApiResult {
     let plans = scoped::active_plans(&state.db).await?;
     let tenants = scoped::list(&state.db, who.customer.id).await?;
+    let ids: Vec<uuid::Uuid> = tenants.iter().map(|t| t.id).collect();
+    let primaries = saas_core::domains::live_primaries(&state.db, &ids).await?;
     let items: Vec<Value> = tenants
         .iter()
-        .map(|t| instance_json(&state, t, plans.iter().find(|p| p.id == t.plan_id)))
+        .map(|t| {
+            let plan = plans.iter().find(|p| p.id == t.plan_id);
+            instance_json(&state, t, plan, primaries.get(&t.id).map(String::as_str))
+        })
         .collect();
     Ok(Json(json!({ "instances": items })).into_response())
 }
@@ -260,7 +282,7 @@ async fn create(State(state): State<AppState>, Api(who): Api, bytes: Bytes) -> A
     .await?;
     let plan = plan_of(&state, &tenant).await?;
     Ok(accepted(json!({
-        "instance": instance_json(&state, &tenant, plan.as_ref()),
+        "instance": instance_json(&state, &tenant, plan.as_ref(), None),
         "operation": operation_json(&op),
     })))
 }
@@ -270,7 +292,8 @@ async fn show(State(state): State<AppState>, Api(who): Api, Path(id): Path<Strin
     let plan = plan_of(&state, &tenant).await?;
     let ops = scoped::operations(&state.db, tenant.id, 10).await?;
     let pending = ops.iter().filter(|o| !o.state.is_final()).count();
-    let mut instance = instance_json(&state, &tenant, plan.as_ref());
+    let primary = saas_core::domains::live_primary(&state.db, tenant.id).await?;
+    let mut instance = instance_json(&state, &tenant, plan.as_ref(), primary.as_deref());
     instance["odoo_login"] = json!(scoped::odoo_login(&state.db, tenant.id).await?);
     Ok(Json(json!({
         "instance": instance,

@@ -16,8 +16,8 @@ use crate::error::{AppError, PageError};
 use crate::extract::{Form, Query};
 use crate::state::AppState;
 use crate::views::{
-    BackupView, FormError, InstancePage, InstanceView, InstancesPage, Nav, NewInstancePage,
-    OperationView, PlanView, render,
+    BackupView, DomainView, FormError, InstancePage, InstanceView, InstancesPage, Nav,
+    NewInstancePage, OperationView, PlanView, render,
 };
 
 pub fn router(state: &AppState) -> Router<AppState> {
@@ -41,6 +41,15 @@ pub fn router(state: &AppState) -> Router<AppState> {
         .route("/instances/{id}/plan", post(change_plan))
         .route("/instances/{id}/admin-password", post(reset_admin_password))
         .route("/instances/{id}/delete", post(delete))
+        .route("/instances/{id}/domains", post(add_domain))
+        .route(
+            "/instances/{id}/domains/{domain_id}/primary",
+            post(make_primary),
+        )
+        .route(
+            "/instances/{id}/domains/{domain_id}/remove",
+            post(remove_domain),
+        )
 }
 
 /// An id from the path; a malformed one is simply not found.
@@ -60,17 +69,19 @@ async fn list(State(state): State<AppState>, Web(who): Web) -> Result<Response, 
     let plans = scoped::active_plans(&state.db).await?;
     let tenants = scoped::list(&state.db, who.customer.id).await?;
     let deleted = scoped::recently_deleted(&state.db, who.customer.id).await?;
+    let ids: Vec<Uuid> = tenants.iter().map(|t| t.id).collect();
+    let primaries = saas_core::domains::live_primaries(&state.db, &ids).await?;
     let page = InstancesPage {
         nav: nav(&who),
         live: i64::try_from(tenants.len()).unwrap_or(i64::MAX),
         max_instances: plans.first().map_or(0, |p| p.max_instances),
         instances: tenants
             .iter()
-            .map(|t| InstanceView::new(&state, t, &plans))
+            .map(|t| InstanceView::new(&state, t, &plans, primaries.get(&t.id).map(String::as_str)))
             .collect(),
         deleted: deleted
             .iter()
-            .map(|t| InstanceView::new(&state, t, &plans))
+            .map(|t| InstanceView::new(&state, t, &plans, None))
             .collect(),
     };
     Ok(render(&page))
@@ -140,6 +151,11 @@ fn notice(done: &str) -> Option<String> {
         "password" => {
             "New Odoo admin password requested: it replaces the old one within a few seconds."
         }
+        "domain" => {
+            "Domain added: create its DNS records below; we check them and get its certificate by ourselves."
+        }
+        "primary" => "Primary domain chosen: Odoo's links use it once it is live.",
+        "domain-removed" => "Domain removed: it no longer reaches this instance.",
         _ => return None,
     };
     Some(text.to_owned())
@@ -152,6 +168,18 @@ pub async fn page(
     tenant: &Tenant,
     error: Option<&AppError>,
     notice: Option<String>,
+) -> Result<Response, PageError> {
+    page_with_input(state, who, tenant, error, notice, "").await
+}
+
+/// [`page`], the add-domain form keeping what was typed.
+async fn page_with_input(
+    state: &AppState,
+    who: &SignedIn,
+    tenant: &Tenant,
+    error: Option<&AppError>,
+    notice: Option<String>,
+    domain_input: &str,
 ) -> Result<Response, PageError> {
     let plans = scoped::active_plans(&state.db).await?;
     let mut all_plans = plans.clone();
@@ -174,9 +202,24 @@ pub async fn page(
     let odoo_login = scoped::odoo_login(&state.db, tenant.id)
         .await?
         .unwrap_or_else(|| who.customer.email.clone());
+    let own_domains = crate::domains::list(state, tenant).await?;
+    let live_primary = own_domains
+        .iter()
+        .find(|d| d.is_primary && d.state == saas_core::domain::DomainState::Live)
+        .map(|d| d.domain.as_str());
+    let max_domains = all_plans
+        .iter()
+        .find(|p| p.id == tenant.plan_id)
+        .map_or(0, |p| p.max_domains);
     let page = InstancePage {
         nav: nav(who),
-        instance: InstanceView::new(state, tenant, &all_plans),
+        instance: InstanceView::new(state, tenant, &all_plans, live_primary),
+        domains: own_domains
+            .iter()
+            .map(|d| DomainView::new(d, crate::domains::records(state, tenant, d)))
+            .collect(),
+        max_domains,
+        domain_input: domain_input.to_owned(),
         odoo_login,
         backup_note: backup_note(max_backups, &backups, pushed_out.as_ref()),
         backups: backups.iter().map(BackupView::new).collect(),
@@ -419,4 +462,76 @@ async fn upload(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct DomainForm {
+    csrf_token: String,
+    domain: String,
+}
+
+/// Adds a domain; refused input comes back in the form, with the reason.
+async fn add_domain(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path(id): Path<String>,
+    Form(form): Form<DomainForm>,
+) -> Result<Response, PageError> {
+    who.check_csrf(&form.csrf_token)?;
+    let tenant = actions::instance(&state, &who, parse_id(&id)?, false).await?;
+    match crate::domains::add(&state, &who, &tenant, &form.domain).await {
+        Ok(_) => Ok(Redirect::to(&format!("/instances/{}?done=domain", tenant.id)).into_response()),
+        Err(err @ (AppError::Invalid { .. } | AppError::Conflict { .. })) => {
+            page_with_input(&state, &who, &tenant, Some(&err), None, &form.domain).await
+        }
+        Err(err) => Err(err.into()),
+    }
+}
+
+async fn make_primary(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path((id, domain_id)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let (state_ref, who_ref) = (&state, &who);
+    on_instance(
+        &state,
+        &who,
+        &id,
+        &form.csrf_token,
+        "primary",
+        |tenant| async move {
+            let domain_id = parse_id(&domain_id)?;
+            crate::domains::make_primary(state_ref, who_ref, &tenant, domain_id).await
+        },
+    )
+    .await
+}
+
+/// Removes a domain; removing one that is already gone (a second click)
+/// lands on the same page as the first.
+async fn remove_domain(
+    State(state): State<AppState>,
+    Web(who): Web,
+    Path((id, domain_id)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Result<Response, PageError> {
+    let (state_ref, who_ref) = (&state, &who);
+    on_instance(
+        &state,
+        &who,
+        &id,
+        &form.csrf_token,
+        "domain-removed",
+        |tenant| async move {
+            let domain_id = parse_id(&domain_id)?;
+            match crate::domains::remove(state_ref, who_ref, &tenant, domain_id).await {
+                Ok(_) | Err(AppError::NotFound) => Ok(()),
+                Err(err) => Err(err),
+            }
+        },
+    )
+    .await
 }

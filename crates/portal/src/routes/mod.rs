@@ -2,6 +2,7 @@
 
 mod accounts;
 mod api;
+mod api_domains;
 mod assets;
 mod backups;
 mod instances;

@@ -66,6 +66,11 @@ fn schemas() -> Value {
             "properties": { "confirm": { "type": "string", "maxLength": 255, "pattern": NO_CONTROL,
                 "description": "the instance's subdomain, typed to confirm" } }
         },
+        "NewDomain": {
+            "type": "object", "required": ["domain"],
+            "properties": { "domain": { "type": "string", "pattern": NO_CONTROL,
+                "description": "a domain name such as erp.example.com, as typed: case, a trailing dot and surrounding spaces are ignored, Unicode names are stored IDNA-encoded. Refused with 422 naming `domain`: more than 253 characters, empty labels, wildcards, IP addresses, single labels, localhost, a scheme, port or path, the platform's own BASE_DOMAIN and its subdomains; with 409 naming `domain`: another instance's domain, or one more than the plan allows" } }
+        },
         "NewToken": {
             "type": "object", "required": ["name"],
             "properties": { "name": { "type": "string", "minLength": 1, "maxLength": 100, "pattern": SOME_TEXT } }
@@ -82,6 +87,9 @@ fn parameter(param: Param) -> Value {
             "schema": { "type": "string", "pattern": NO_CONTROL } }),
         Param::Confirm => json!({ "name": "confirm", "in": "query", "required": true,
             "description": "the instance's subdomain, typed to confirm", "schema": text(255) }),
+        Param::DomainId => json!({ "name": "domain_id", "in": "path", "required": true,
+            "description": "the id of one of the instance's domains",
+            "schema": { "type": "string", "format": "uuid" } }),
     }
 }
 
@@ -122,7 +130,7 @@ pub fn document() -> Value {
         for refusal in spec.refusals {
             let description = match refusal {
                 409 => {
-                    "conflicts with the instance's state (an operation is running, the address is not verified)"
+                    "conflicts with the platform's state (an operation is running, the address is not verified, the instance is not active, a domain is another instance's or over the plan's limit); `field` names the input when there is one"
                 }
                 413 => "the upload is larger than MAX_UPLOAD_MB",
                 _ => "refused by a business rule; `field` and `message` say which",
@@ -157,7 +165,7 @@ pub fn document() -> Value {
         "info": {
             "title": "odoo-saas portal API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Customers' instances, backups, operations and API tokens. Authenticate with `Authorization: Bearer osc_...` (create tokens on the portal's API tokens page). Errors are `{\"error\": {\"code\", \"message\", \"field\"}}`; another customer's resource answers 404 exactly like a missing one."
+            "description": "Customers' instances, their own domains, backups, operations and API tokens. Authenticate with `Authorization: Bearer osc_...` (create tokens on the portal's API tokens page). Errors are `{\"error\": {\"code\", \"message\", \"field\"}}`; another customer's resource answers 404 exactly like a missing one."
         },
         "servers": [{ "url": "/" }],
         "security": [{ "bearer": [] }],

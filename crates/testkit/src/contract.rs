@@ -24,6 +24,8 @@ pub struct Binary {
     pub path: PathBuf,
     /// The variable that sets its port, e.g. `ADMIN_PORT`.
     pub port_var: &'static str,
+    /// Variables this binary gets besides the common ones.
+    pub extra: Vec<(String, String)>,
 }
 
 impl Binary {
@@ -31,7 +33,14 @@ impl Binary {
         Self {
             path: PathBuf::from(path),
             port_var,
+            extra: Vec::new(),
         }
+    }
+
+    /// The same binary, also given `name=value`.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.extra.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     /// A complete, valid environment for this binary on `port` against `db`.
@@ -49,6 +58,9 @@ impl Binary {
             ("SCHEMA_WAIT_SECS".to_owned(), "10".to_owned()),
             ("LOG_LEVEL".to_owned(), "info".to_owned()),
         ])
+        .into_iter()
+        .chain(self.extra.iter().cloned())
+        .collect()
     }
 
     /// Starts the binary with `env` and waits until `/healthz` answers.

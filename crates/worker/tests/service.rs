@@ -4,7 +4,13 @@ use saas_testkit::TestDb;
 use saas_testkit::contract::{self, Binary};
 
 fn binary() -> Binary {
+    // The routing maps go to a directory of the test's, not to the default
+    // `var/routing/` under the crate (the process's working directory).
+    let routing = std::env::temp_dir()
+        .join(format!("worker-service-{}", saas_testkit::unique_suffix()))
+        .join("tenants.map");
     Binary::new(env!("CARGO_BIN_EXE_worker"), "WORKER_PORT")
+        .with_env("ROUTING_MAP_PATH", &routing.to_string_lossy())
 }
 
 async fn database() -> anyhow::Result<TestDb> {

@@ -430,6 +430,9 @@ async fn a_customers_domain_is_verified_certified_served_renewed_and_removed() -
     )?;
 
     let live = wait_domain(&platform, erp.id, |d| d.state == DomainState::Live).await?;
+    // The maps are written once the sync has seen every domain of the
+    // tenant: its operation's end, not the state, says they are there.
+    platform.wait_idle(acme.tenant).await?;
     assert!(
         live.cert_issuer.is_some() && live.cert_not_after.is_some(),
         "{live:?}"
@@ -518,12 +521,50 @@ async fn a_customers_domain_is_verified_certified_served_renewed_and_removed() -
     })
     .await?;
     assert!(renewed.renewal_error.is_none(), "{renewed:?}");
+    platform.wait_idle(acme.tenant).await?;
     edge.reload()?;
     // A new client: a resumed TLS session would show the old certificate.
-    let trusting = client(&[pebble.issuing_root()?]);
+    let issuing_root = pebble.issuing_root()?;
+    let trusting = client(std::slice::from_ref(&issuing_root));
     let second = https_get(&trusting, edge.https_port, name, &authority, "/web/login")?;
     assert_eq!(second.response.status, 200);
     assert_ne!(second.leaf, first.leaf, "the renewed certificate is served");
+
+    // A renewal the CA cannot answer: the failure is recorded and counted,
+    // the domain stays live and nginx keeps serving the current certificate.
+    let current = std::fs::read_to_string(edge.map_dir().join("keys.map"))?;
+    drop(pebble);
+    domains::retry(
+        &platform.pool,
+        Some(&platform.queue),
+        erp.id,
+        &actor(),
+        Some("renewal while the CA is down"),
+    )
+    .await?;
+    let failed = wait_domain(&platform, erp.id, |d| d.renewal_error.is_some()).await?;
+    platform.wait_idle(acme.tenant).await?;
+    assert_eq!(failed.state, DomainState::Live, "{failed:?}");
+    assert_eq!(failed.cert_not_after, renewed.cert_not_after, "{failed:?}");
+    assert_eq!(
+        std::fs::read_to_string(edge.map_dir().join("keys.map"))?,
+        current,
+        "the maps still name the current key"
+    );
+    edge.reload()?;
+    let trusting = client(&[issuing_root]);
+    let kept = https_get(&trusting, edge.https_port, name, &authority, "/web/login")?;
+    assert_eq!(kept.response.status, 200);
+    assert_eq!(kept.leaf, second.leaf, "the old certificate is still served");
+    let metrics = http::get(platform.port, "127.0.0.1", "/metrics")?;
+    assert!(
+        metrics
+            .body
+            .lines()
+            .any(|line| line == "certificate_renewal_failures_total 1"),
+        "{}",
+        metrics.body
+    );
 
     // Suspended: the suspended page, over HTTPS on the customer's domain.
     platform

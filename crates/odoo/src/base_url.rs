@@ -7,6 +7,12 @@
 //! The database is the customer's by now (see `admin_password`): the
 //! platform's superuser only grants, and the writes run as a throw-away
 //! guest that may touch `ir_config_parameter`'s key, value and dates only.
+//!
+//! A running Odoo keeps parameters in its memory: after the writes the
+//! guest bumps `base_cache_signaling_default`, the sequence Odoo 18 polls
+//! before each request to learn that its caches are stale. Unfrozen means
+//! no `web.base.url.freeze` row: Odoo takes any non-empty value, `False`
+//! included, as frozen (both checked on Odoo 18.0-20250702).
 
 use std::time::Duration;
 
@@ -49,16 +55,26 @@ pub async fn set_base_url(
     let guest = Guest::create(&mut admin, "web.base.url", db, WORK, TEMP_FILES).await?;
     let result = async {
         guest.grant_connect(&mut admin, db).await?;
-        grant_parameters(server, db, guest.name()).await?;
+        let signals = grant_parameters(server, db, guest.name()).await?;
         let mut conn = guest.connect(server, db).await?;
         let written = async {
             set_param(&mut conn, "web.base.url", &value).await?;
-            set_param(
-                &mut conn,
-                "web.base.url.freeze",
-                if freeze { "True" } else { "False" },
-            )
-            .await
+            if freeze {
+                set_param(&mut conn, "web.base.url.freeze", "True").await?;
+            } else {
+                sqlx::query("DELETE FROM public.ir_config_parameter WHERE key = $1")
+                    .bind("web.base.url.freeze")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(OdooError::guest(STEP))?;
+            }
+            if signals {
+                sqlx::query("SELECT nextval('public.base_cache_signaling_default')")
+                    .execute(&mut conn)
+                    .await
+                    .map_err(OdooError::guest(STEP))?;
+            }
+            Ok::<(), OdooError>(())
         }
         .await;
         let _ = conn.close().await;
@@ -70,7 +86,9 @@ pub async fn set_base_url(
     finished
 }
 
-async fn grant_parameters(server: &OdooServer, db: &str, guest: &str) -> Result<()> {
+/// Grants the guest what it writes with; whether the database has Odoo's
+/// cache signalling sequence (a database Odoo never ran has none).
+async fn grant_parameters(server: &OdooServer, db: &str, guest: &str) -> Result<bool> {
     let mut conn = server.connect_db_for_ddl(db).await?;
     let exists: bool = sqlx::query_scalar(
         "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL \
@@ -84,18 +102,30 @@ async fn grant_parameters(server: &OdooServer, db: &str, guest: &str) -> Result<
             "the database has no ir_config_parameter table".to_owned(),
         ));
     }
+    let signals: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relname = 'base_cache_signaling_default' \
+           AND c.relkind = 'S')",
+    )
+    .fetch_one(&mut conn)
+    .await?;
     let guest = quoted(guest);
-    let sql = format!(
+    let mut sql = format!(
         "GRANT USAGE ON SCHEMA public TO {guest}; \
          GRANT SELECT (id, key), UPDATE (value, write_date), \
-               INSERT (key, value, create_date, write_date) \
+               INSERT (key, value, create_date, write_date), DELETE \
                ON TABLE public.ir_config_parameter TO {guest}; \
          GRANT USAGE ON SEQUENCE public.ir_config_parameter_id_seq TO {guest}"
     );
+    if signals {
+        sql.push_str(&format!(
+            "; GRANT USAGE ON SEQUENCE public.base_cache_signaling_default TO {guest}"
+        ));
+    }
     let granted = conn.execute(sql.as_str()).await;
     let _ = conn.close().await;
     granted?;
-    Ok(())
+    Ok(signals)
 }
 
 async fn set_param(conn: &mut PgConnection, key: &str, value: &str) -> Result<()> {

@@ -510,3 +510,58 @@ async fn rpc_cannot_reach_templates_or_suspended_tenants() -> anyhow::Result<()>
     delete_tenant(server, &b, None).await?;
     outcome
 }
+
+/// A customer's own domain as `web.base.url`: set while Odoo runs (it has
+/// the old value cached), frozen, so the admin signing in through the
+/// platform host does not move it back; unfrozen, Odoo takes the host it is
+/// signed into again.
+#[tokio::test]
+async fn a_frozen_base_url_survives_the_admin_signing_in() -> anyhow::Result<()> {
+    let Some(real) = RealOdoo::from_env()? else {
+        return Ok(());
+    };
+    let (db, tenant) = real.provision_hashed().await?;
+    let outcome = async {
+        let base_url = async || -> anyhow::Result<String> {
+            let mut conn = real.connect(&db).await?;
+            Ok(sqlx::query_scalar(
+                "SELECT value FROM ir_config_parameter WHERE key = 'web.base.url'",
+            )
+            .fetch_one(&mut conn)
+            .await?)
+        };
+        let sign_in = async || -> anyhow::Result<()> {
+            let uid = real
+                .browser(&db)?
+                .sign_in(&db, &RealOdoo::login(&db), PASSWORD)
+                .await?;
+            anyhow::ensure!(uid == 2, "signed in as {uid}");
+            Ok(())
+        };
+        // Odoo caches the parameters its sign-in read: the first sign-in
+        // rewrites web.base.url from the host (which clears the cache), the
+        // second finds it unchanged and leaves the cache filled.
+        sign_in().await?;
+        sign_in().await?;
+        let domain = Url::parse("https://erp.customer-domain.test")?;
+        saas_odoo::set_base_url(&real.server, &db, tenant, &domain, true).await?;
+        sign_in().await?;
+        anyhow::ensure!(
+            base_url().await? == "https://erp.customer-domain.test",
+            "the frozen web.base.url moved to {}",
+            base_url().await?
+        );
+        let platform = real.base_url(&db)?;
+        saas_odoo::set_base_url(&real.server, &db, tenant, &platform, false).await?;
+        sign_in().await?;
+        let rewritten = base_url().await?;
+        anyhow::ensure!(
+            rewritten.starts_with("http://") && rewritten.contains(&db),
+            "unfrozen, Odoo takes the host signed into: {rewritten}"
+        );
+        Ok(())
+    }
+    .await;
+    delete_tenant(&real.server, &db, None).await?;
+    outcome
+}

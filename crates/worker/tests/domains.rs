@@ -555,7 +555,10 @@ async fn a_customers_domain_is_verified_certified_served_renewed_and_removed() -
     let trusting = client(&[issuing_root]);
     let kept = https_get(&trusting, edge.https_port, name, &authority, "/web/login")?;
     assert_eq!(kept.response.status, 200);
-    assert_eq!(kept.leaf, second.leaf, "the old certificate is still served");
+    assert_eq!(
+        kept.leaf, second.leaf,
+        "the old certificate is still served"
+    );
     let metrics = http::get(platform.port, "127.0.0.1", "/metrics")?;
     assert!(
         metrics

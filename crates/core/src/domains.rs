@@ -178,6 +178,21 @@ impl From<RequestError> for DomainError {
     }
 }
 
+/// The tenant's own domains against a plan allowing `max_domains` (a plan
+/// change): the excess, if the tenant has more.
+pub async fn beyond_plan(
+    pool: &PgPool,
+    tenant_id: Uuid,
+    max_domains: i32,
+) -> Result<Option<LimitExceeded>, sqlx::Error> {
+    let used: i64 = sqlx::query_scalar("SELECT count(*) FROM tenant_domains WHERE tenant_id = $1")
+        .bind(tenant_id)
+        .fetch_one(pool)
+        .await?;
+    let allowed = i64::from(max_domains);
+    Ok((used > allowed).then_some(LimitExceeded::Domains { used, allowed }))
+}
+
 /// A tenant's domains, primary first, then oldest first.
 pub async fn list_for_tenant(
     pool: &PgPool,

@@ -356,18 +356,7 @@ pub async fn change_plan(
         exceeded.push(limit);
     }
     // The instance's own domains against the new plan's limit.
-    let domains = i64::try_from(
-        saas_core::domains::list_for_tenant(&state.db, tenant.id)
-            .await?
-            .len(),
-    )
-    .unwrap_or(i64::MAX);
-    if domains > i64::from(plan.max_domains) {
-        exceeded.push(LimitExceeded::Domains {
-            used: domains,
-            allowed: i64::from(plan.max_domains),
-        });
-    }
+    exceeded.extend(saas_core::domains::beyond_plan(&state.db, tenant.id, plan.max_domains).await?);
     if !exceeded.is_empty() {
         let reasons: Vec<String> = exceeded.iter().map(ToString::to_string).collect();
         return Err(AppError::conflict(

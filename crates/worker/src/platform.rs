@@ -603,11 +603,16 @@ async fn change_plan(
     .bind(placement.tenant_id)
     .fetch_one(&inner.pool)
     .await?;
-    let exceeded = limits.exceeded_by(&Usage {
+    let mut exceeded = limits.exceeded_by(&Usage {
         users: usage.0,
         db_bytes: usage.1,
         filestore_bytes: usage.2,
     });
+    // The customer's own domains too (the portal checks them first; an
+    // operator's change comes straight here).
+    exceeded.extend(
+        saas_core::domains::beyond_plan(&inner.pool, placement.tenant_id, max_domains).await?,
+    );
     if !exceeded.is_empty() {
         let reasons: Vec<String> = exceeded.iter().map(ToString::to_string).collect();
         return Err(HandlerError::permanent(format!(

@@ -270,3 +270,65 @@ async fn web_base_url_carries_the_public_port() -> anyhow::Result<()> {
 }
 
 use sqlx::Connection as _;
+
+/// An operator's plan change (admin requests it straight, without the
+/// portal's check) to a plan allowing fewer own domains than the tenant
+/// has fails for good, naming the limit; the tenant keeps its plan.
+#[tokio::test]
+async fn a_plan_change_below_the_tenants_domains_fails_naming_them() -> anyhow::Result<()> {
+    let world = OdooWorld::new().await?;
+    let platform = Platform::start(&world).await?;
+    let pool = &platform.pool;
+    let subdomain = format!("dom-{}", world.suffix);
+    let requested = platform
+        .active_tenant(
+            &world,
+            &NewTenantSpec {
+                subdomain: &subdomain,
+                max_backups: 5,
+                max_storage_mb: 2048,
+            },
+        )
+        .await?;
+    let tenant = requested.tenant;
+    for domain in ["erp.example.test", "shop.example.test"] {
+        saas_core::domains::add(
+            pool,
+            None,
+            tenant,
+            domain,
+            "saas.test",
+            &saas_core::ops::Actor::system("test"),
+        )
+        .await?;
+    }
+    let small = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO plans (id, code, name, max_users, max_storage_mb, max_backups, max_domains, template)
+         SELECT $1, $2, 'One domain', max_users, max_storage_mb, max_backups, 1, template
+         FROM plans WHERE id = $3",
+    )
+    .bind(small)
+    .bind(format!("one-domain-{}", world.suffix))
+    .bind(requested.plan)
+    .execute(pool)
+    .await?;
+    let changed = platform
+        .run(
+            tenant,
+            OperationKind::ChangePlan,
+            json!({ "plan_id": small }),
+        )
+        .await;
+    let error = format!("{:#}", changed.err().context("the plan change succeeded")?);
+    ensure!(
+        error.contains("the plan allows 1 domains per instance and this one has 2"),
+        "{error}"
+    );
+    let plan: uuid::Uuid = sqlx::query_scalar("SELECT plan_id FROM tenants WHERE id = $1")
+        .bind(tenant)
+        .fetch_one(pool)
+        .await?;
+    ensure!(plan == requested.plan, "the tenant's plan changed");
+    Ok(())
+}

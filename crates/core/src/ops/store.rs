@@ -162,6 +162,12 @@ pub async fn claim_on(
     // benchmark), found the row by scanning every queued operation through
     // the partial index and ran the anti-join without the tenant in its
     // index condition: thousands of index entries read per claim.
+    //
+    // A tenant's operations run in order, except behind a `sync_domains`
+    // waiting for its retry: that one waits for a customer's DNS records
+    // (retrying for about half an hour) and touches nothing another
+    // operation does, so it must not hold back the tenant's backups or a
+    // plan change meanwhile.
     let claimed = sqlx::query_as::<_, ClaimedRow>(&format!(
         "WITH target AS MATERIALIZED (
              SELECT id, tenant_id, state, run_after, created_at FROM operations
@@ -175,6 +181,7 @@ pub async fn claim_on(
                    SELECT 1 FROM operations older
                    WHERE older.tenant_id = t.tenant_id AND older.state = 'queued'
                      AND (older.created_at, older.id) < (t.created_at, t.id)
+                     AND NOT (older.kind = 'sync_domains' AND older.run_after > now())
                    OFFSET 0)
              RETURNING {})
          SELECT claimed.*, {locked} AS locked FROM claimed",

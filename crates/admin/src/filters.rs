@@ -61,6 +61,28 @@ pub fn customers(params: &Params) -> Result<customers::Filter> {
     })
 }
 
+/// The domains listing: `state`, `cursor`, `limit`.
+pub struct Domains {
+    pub state: Option<saas_core::domain::DomainState>,
+    pub cursor: Option<(DateTime<Utc>, uuid::Uuid)>,
+    pub limit: i64,
+}
+
+pub fn domains(params: &Params) -> Result<Domains> {
+    let cursor = match params.get("cursor") {
+        None => None,
+        Some(raw) => Some(customers::parse_cursor(raw).ok_or_else(bad_cursor)?),
+    };
+    Ok(Domains {
+        state: params.opt_parse(
+            "state",
+            "must be pending_dns, verified, issuing, live or failed",
+        )?,
+        cursor,
+        limit: limit(params)?,
+    })
+}
+
 pub fn operations(params: &Params) -> Result<operations::Filter> {
     let cursor = match params.get("cursor") {
         None => None,

@@ -111,6 +111,70 @@ async fn operators_see_every_domain_and_retry_or_remove_one() -> anyhow::Result<
             .contains("href=\"/domains\"")
     );
 
+    // Filtered by state, and a page at a time.
+    let html = owner.get("/domains?state=failed").await?.text().await?;
+    ensure!(
+        html.contains("erp.acme.com") && !html.contains("bücher.example"),
+        "the failed ones only"
+    );
+    let html = owner.get("/domains?limit=1").await?.text().await?;
+    let next = html
+        .split("href=\"")
+        .find_map(|rest| rest.strip_prefix("/domains?cursor="))
+        .and_then(|rest| rest.split('"').next())
+        .context("no next page link")?
+        .to_owned();
+    ensure!(
+        html.contains("bücher.example") && !html.contains("erp.acme.com"),
+        "the newest first"
+    );
+    let html = owner
+        .get(&format!("/domains?limit=1&cursor={next}"))
+        .await?
+        .text()
+        .await?;
+    ensure!(
+        html.contains("erp.acme.com")
+            && !html.contains("bücher.example")
+            && !html.contains("rel=\"next\""),
+        "the second and last page"
+    );
+    let (status, body) = app
+        .api(&token, "GET", "/api/v1/domains?limit=1", None)
+        .await?;
+    ensure!(
+        status == 200 && body["items"].as_array().map(Vec::len) == Some(1),
+        "{body}"
+    );
+    let cursor = body["next_cursor"].as_str().context("no next_cursor")?;
+    let (status, body) = app
+        .api(
+            &token,
+            "GET",
+            &format!("/api/v1/domains?limit=1&cursor={cursor}"),
+            None,
+        )
+        .await?;
+    ensure!(
+        status == 200
+            && body["items"][0]["domain"] == "erp.acme.com"
+            && body["next_cursor"].is_null(),
+        "{body}"
+    );
+    for (query, field) in [
+        ("state=gone", "state"),
+        ("cursor=zz", "cursor"),
+        ("limit=0", "limit"),
+    ] {
+        let (status, body) = app
+            .api(&token, "GET", &format!("/api/v1/domains?{query}"), None)
+            .await?;
+        ensure!(
+            status == 422 && body["error"]["field"] == field,
+            "{query}: {status} {body}"
+        );
+    }
+
     // The same in JSON.
     let (status, body) = app.api(&token, "GET", "/api/v1/domains", None).await?;
     ensure!(status == 200, "{status} {body}");

@@ -258,18 +258,31 @@ pub struct DomainWithTenant {
     pub tenant_state: String,
 }
 
-/// Every domain of every tenant, newest first (admin).
-pub async fn list_all(pool: &PgPool, limit: i64) -> Result<Vec<DomainWithTenant>, sqlx::Error> {
+/// Every domain of every tenant, newest first (admin): those in `state`
+/// when given, after `before` (the `(created_at, id)` of the previous
+/// page's last row), at most `limit`.
+pub async fn list_all(
+    pool: &PgPool,
+    state: Option<DomainState>,
+    before: Option<(DateTime<Utc>, Uuid)>,
+    limit: i64,
+) -> Result<Vec<DomainWithTenant>, sqlx::Error> {
     let columns = COLUMNS
         .split(", ")
         .map(|c| format!("d.{c}"))
         .collect::<Vec<_>>()
         .join(", ");
+    let (at, id) = before.unzip();
     sqlx::query_as(&format!(
         "SELECT {columns}, t.subdomain, t.state AS tenant_state
          FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id
-         ORDER BY d.created_at DESC, d.id DESC LIMIT $1"
+         WHERE ($1::text IS NULL OR d.state = $1)
+           AND ($2::timestamptz IS NULL OR (d.created_at, d.id) < ($2, $3))
+         ORDER BY d.created_at DESC, d.id DESC LIMIT $4"
     ))
+    .bind(state.map(DomainState::as_str))
+    .bind(at)
+    .bind(id)
     .bind(limit)
     .fetch_all(pool)
     .await

@@ -87,7 +87,7 @@ pub fn routes() -> Vec<ApiRoute> {
         api!("POST" "/api/v1/tenants/{id}/restore", OPERATOR, "Restore a tenant from one of its backups (backup_id)", tenants::restore, body = "TenantChange"),
         api!("POST" "/api/v1/tenants/{id}/change-plan", OPERATOR, "Move a tenant to another plan (plan)", tenants::change_plan, body = "TenantChange"),
         api!("POST" "/api/v1/tenants/{id}/delete", OPERATOR, "Delete a tenant (after a final backup unless skip_final_backup)", tenants::delete, body = "TenantChange"),
-        api!("GET" "/api/v1/domains", VIEWER, "Customers' own domains, newest first (at most 1000): tenant, state, why it is stuck, certificate issuer and expiry, last renewal and its error", domains::list),
+        api!("GET" "/api/v1/domains", VIEWER, "Customers' own domains, newest first: tenant, state, why it is stuck, certificate issuer and expiry, last renewal and its error", domains::list, query = ["state", "cursor", "limit"]),
         api!("POST" "/api/v1/domains/{id}/retry", OPERATOR, "Retry a domain: check its DNS again (a failed one starts over), or renew a live one's certificate now", domains::retry, body = "Reason"),
         api!("POST" "/api/v1/domains/{id}/remove", OPERATOR, "Remove a customer's domain: its route and certificate go", domains::remove, body = "Reason"),
         api!("GET" "/api/v1/customers", VIEWER, "List customers", customers::list, query = ["q", "disabled", "cursor", "limit"]),

@@ -129,6 +129,9 @@ fn query_schema(path: &str, name: &str) -> Value {
         "state" if path.starts_with("/api/v1/operations") => {
             json!({ "enum": saas_core::ops::OperationState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
         }
+        "state" if path.starts_with("/api/v1/domains") => {
+            json!({ "enum": saas_core::domain::DomainState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
+        }
         "state" => {
             json!({ "enum": saas_core::domain::TenantState::ALL.iter().map(|s| s.as_str()).collect::<Vec<_>>() })
         }

@@ -8,13 +8,15 @@ use axum::response::Html;
 use axum::routing::{get, post};
 use saas_core::domains::DomainWithTenant;
 
-use super::{Nav, render, see_other};
+use super::{Nav, query, render, see_other};
 use crate::actions::domains as actions;
-use crate::api::domains::LIST_LIMIT;
 use crate::auth::{CsrfForm, PageUser};
 use crate::error::PageResult;
-use crate::params::PageId;
+use crate::filters;
+use crate::params::{PageId, Params};
+use crate::repo::Page;
 use crate::state::AppState;
+use saas_core::domain::DomainState;
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -27,16 +29,36 @@ pub fn router() -> Router<AppState> {
 #[template(path = "domains.html")]
 struct DomainsPage {
     nav: Nav,
-    items: Vec<DomainWithTenant>,
-    limit: i64,
+    page: Page<DomainWithTenant>,
+    /// The state shown, or "" for every state.
+    state: String,
+    states: &'static [DomainState],
+    next_link: Option<String>,
 }
 
-async fn list(State(state): State<AppState>, PageUser(user): PageUser) -> PageResult<Html<String>> {
-    let items = saas_core::domains::list_all(&state.db, LIST_LIMIT).await?;
+async fn list(
+    State(state): State<AppState>,
+    PageUser(user): PageUser,
+    params: Params,
+) -> PageResult<Html<String>> {
+    let filter = filters::domains(&params)?;
+    let page = crate::api::domains::page(&state, &filter).await?;
+    let shown = filter
+        .state
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_default();
+    let next_link = page.next_cursor.as_ref().map(|c| {
+        format!(
+            "/domains?{}",
+            query(&[("state", shown.clone()), ("cursor", c.clone())])
+        )
+    });
     Ok(render(&DomainsPage {
         nav: Nav::new(&user, "domains"),
-        items,
-        limit: LIST_LIMIT,
+        page,
+        state: shown,
+        states: DomainState::ALL,
+        next_link,
     })?)
 }
 

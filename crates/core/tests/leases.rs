@@ -229,3 +229,70 @@ async fn a_claim_can_take_the_tenant_lock_in_the_same_statement() -> anyhow::Res
     assert!(lease::try_lock_tenant(&mut stalled, tenant).await?);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_success_and_its_tenant_unlock_are_one_durable_statement() -> anyhow::Result<()> {
+    let (db, pool, tenant) = world().await?;
+    let request = |kind| {
+        let pool = pool.clone();
+        async move {
+            anyhow::Ok(
+                saas_core::ops::request_change(
+                    &pool,
+                    None,
+                    tenant,
+                    kind,
+                    serde_json::json!({}),
+                    &Actor::system("test"),
+                )
+                .await?
+                .operation
+                .id,
+            )
+        }
+    };
+    let backup = request(OperationKind::Backup).await?;
+    let usage = request(OperationKind::CollectUsage).await?;
+    // A lock connection as the worker's: claims commit without waiting.
+    let mut conn = PgConnection::connect(&db.url).await?;
+    sqlx::query("SET synchronous_commit = off")
+        .execute(&mut conn)
+        .await?;
+    let mut other = PgConnection::connect(&db.url).await?;
+    let token = Uuid::new_v4();
+    let (claim, locked) = store::claim_on(&mut conn, backup, "w-1", token, true).await?;
+    assert!(matches!(claim, Claim::Claimed(_)) && locked, "{claim:?}");
+
+    // A stranger's token records nothing, and the lock goes all the same.
+    let (recorded, unlocked) =
+        store::succeed_then_next_unlocking(&mut conn, backup, Uuid::new_v4(), tenant).await?;
+    assert_eq!(recorded, None);
+    assert!(unlocked);
+    assert!(lease::try_lock_tenant(&mut other, tenant).await?);
+    assert!(lease::unlock_tenant(&mut other, tenant).await?);
+    assert!(lease::try_lock_tenant(&mut conn, tenant).await?);
+
+    // The attempt's own: succeeded, the next operation named, the lock
+    // released; the session's setting is back to off afterwards.
+    let (recorded, unlocked) =
+        store::succeed_then_next_unlocking(&mut conn, backup, token, tenant).await?;
+    assert_eq!(recorded, Some(Some(usage)));
+    assert!(unlocked);
+    assert!(lease::try_lock_tenant(&mut other, tenant).await?);
+    let state: String = sqlx::query_scalar("SELECT state FROM operations WHERE id = $1")
+        .bind(backup)
+        .fetch_one(&pool)
+        .await?;
+    assert_eq!(state, "succeeded");
+    let setting: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&mut conn)
+        .await?;
+    assert_eq!(setting, "off");
+    // Recording again is answered the same (a retry after a lost reply);
+    // no lock held now: unlocked says so.
+    let (recorded, unlocked) =
+        store::succeed_then_next_unlocking(&mut conn, backup, token, tenant).await?;
+    assert_eq!(recorded, Some(Some(usage)));
+    assert!(!unlocked);
+    Ok(())
+}

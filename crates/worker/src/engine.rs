@@ -204,10 +204,25 @@ impl<H: Handlers> Engine<H> {
             .duration
             .with_label_values(&[kind.as_str()])
             .observe(started.elapsed().as_secs_f64());
-        // Recorded before the lock goes, so the tenant's next attempt finds
-        // this one's outcome.
-        let next = self.record_durably(operation, lease, result).await;
-        lock.release().await;
+        // Recorded before (a success: as) the lock goes, so the tenant's
+        // next attempt finds this one's outcome.
+        let next = match result {
+            Ok(()) => {
+                lease.finishing();
+                match lock.succeed_and_release(operation.id, lease.token()).await {
+                    Ok(recorded) => self.succeeded(kind.as_str(), recorded),
+                    Err(err) => {
+                        tracing::warn!(error = %Chain(&err), "recording the success on the lock's connection failed; recording it again");
+                        self.record_durably(operation, lease, Ok(())).await
+                    }
+                }
+            }
+            Err(_) => {
+                let next = self.record_durably(operation, lease, result).await;
+                lock.release().await;
+                next
+            }
+        };
         Some(next)
     }
 

@@ -48,17 +48,10 @@ impl<H: Handlers> Engine<H> {
         let id = operation.id;
         let kind = operation.kind.as_str();
         match result {
-            Ok(()) => match store::succeed_then_next(&self.pool, id, lease.token()).await? {
-                Some(next) => {
-                    self.count(kind, "succeeded");
-                    tracing::info!(kind, "operation succeeded");
-                    return Ok(Next::Known(next));
-                }
-                None => tracing::warn!(
-                    kind,
-                    "operation finished after its lease was taken over; not recorded"
-                ),
-            },
+            Ok(()) => {
+                let recorded = store::succeed_then_next(&self.pool, id, lease.token()).await?;
+                return Ok(self.succeeded(kind, recorded));
+            }
             Err(err) => {
                 let outcome = store::fail_attempt(
                     &self.pool,
@@ -92,6 +85,25 @@ impl<H: Handlers> Engine<H> {
             }
         }
         Ok(Next::Unknown)
+    }
+
+    /// Counts and logs a success as recorded (`None`: the lease was taken
+    /// over and nothing was).
+    pub(crate) fn succeeded(&self, kind: &str, recorded: Option<Option<uuid::Uuid>>) -> Next {
+        match recorded {
+            Some(next) => {
+                self.count(kind, "succeeded");
+                tracing::info!(kind, "operation succeeded");
+                Next::Known(next)
+            }
+            None => {
+                tracing::warn!(
+                    kind,
+                    "operation finished after its lease was taken over; not recorded"
+                );
+                Next::Unknown
+            }
+        }
     }
 
     /// Puts an attempt that could not start back in the queue, uncounted.

@@ -178,6 +178,42 @@ impl TenantLock {
         }
     }
 
+    /// Records the attempt's success and releases the lock in one statement
+    /// ([`store::succeed_then_next_unlocking`]): `None` when the lease was
+    /// taken over, else the tenant's next due operation. On an error the
+    /// connection is closed (which releases the lock) and the caller records
+    /// the outcome on its own.
+    pub async fn succeed_and_release(
+        mut self,
+        id: Uuid,
+        lease: Uuid,
+    ) -> Result<Option<Option<Uuid>>, sqlx::Error> {
+        let Some(mut conn) = self.conn.take() else {
+            return Err(sqlx::Error::PoolClosed);
+        };
+        let done = tokio::time::timeout(
+            PING_TIMEOUT,
+            store::succeed_then_next_unlocking(&mut conn, id, lease, self.tenant_id),
+        )
+        .await;
+        match done {
+            Ok(Ok((recorded, unlocked))) => {
+                if !unlocked {
+                    conn.close_on_drop();
+                }
+                Ok(recorded)
+            }
+            Ok(Err(err)) => {
+                conn.close_on_drop();
+                Err(err)
+            }
+            Err(_) => {
+                conn.close_on_drop();
+                Err(sqlx::Error::PoolTimedOut)
+            }
+        }
+    }
+
     /// Releases the lock; a failure closes the connection, which releases it too.
     pub async fn release(mut self) {
         let Some(mut conn) = self.conn.take() else {

@@ -254,6 +254,41 @@ pub async fn succeed_then_next(
     Ok(done.map(|(_, next)| next))
 }
 
+/// [`succeed_then_next`] on the connection that holds the tenant's lock,
+/// releasing the lock in the same statement: one round trip for both.
+/// Committed durably whatever `conn`'s `synchronous_commit` (the lock
+/// connections commit claims without waiting for the disk). The lock goes
+/// a moment before the success commits; the tenant's next attempt cannot
+/// start meanwhile, since claiming it waits on this row in
+/// `operations_one_running_per_tenant` until the commit. Also answers
+/// whether the lock was held.
+pub async fn succeed_then_next_unlocking(
+    conn: &mut PgConnection,
+    id: Uuid,
+    lease: Uuid,
+    tenant_id: Uuid,
+) -> Result<(Option<Option<Uuid>>, bool), sqlx::Error> {
+    let (durable, recorded, next, unlocked): (String, bool, Option<Uuid>, bool) = sqlx::query_as(
+        "WITH done AS (
+             UPDATE operations o SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
+                    finished_at = CASE WHEN state = 'running' THEN now() ELSE finished_at END
+             WHERE id = $1 AND lease = $2 AND state IN ('running', 'succeeded')
+             RETURNING (SELECT next.id FROM operations next
+                        WHERE next.tenant_id = o.tenant_id AND next.state = 'queued' AND next.run_after <= now()
+                        ORDER BY next.created_at, next.id LIMIT 1) AS next)
+         SELECT set_config('synchronous_commit', 'on', true),
+                EXISTS (SELECT 1 FROM done), (SELECT next FROM done),
+                pg_advisory_unlock($3)",
+    )
+    .bind(id)
+    .bind(lease)
+    .bind(super::lease::tenant_lock_key(tenant_id))
+    .fetch_one(&mut *conn)
+    .await?;
+    debug_assert_eq!(durable, "on");
+    Ok((recorded.then_some(next), unlocked))
+}
+
 /// What a failed attempt led to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FailureOutcome {

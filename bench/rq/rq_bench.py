@@ -76,6 +76,17 @@ def start_worker(url, redis):
     return worker
 
 
+def stop_worker(worker):
+    # A warm shutdown waits for RQ's blocking dequeue to return, which can
+    # outlast the wait; the job counts are taken already, so kill it then.
+    worker.terminate()
+    try:
+        worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+
+
 def main():
     url, count, producers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     redis = Redis.from_url(url)
@@ -126,8 +137,7 @@ def main():
 
         # drain: the queue filled while no worker runs, then drained by a
         # fresh SimpleWorker; COUNT over first start to last end.
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
         clear(redis)
         queue = Queue(QUEUE, connection=redis)
         ids = [[] for _ in range(producers)]
@@ -161,8 +171,7 @@ def main():
             )
         )
     finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+        stop_worker(worker)
         clear(redis)
 
 

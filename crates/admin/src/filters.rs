@@ -6,7 +6,7 @@ use saas_core::ops::{OperationKind, OperationState};
 
 use crate::error::{Error, Result};
 use crate::params::Params;
-use crate::repo::{audit, customers, operations, tenants};
+use crate::repo::{audit, customers, domains, operations, tenants};
 
 pub const DEFAULT_LIMIT: i64 = 50;
 pub const MAX_LIMIT: i64 = 200;
@@ -61,19 +61,12 @@ pub fn customers(params: &Params) -> Result<customers::Filter> {
     })
 }
 
-/// The domains listing: `state`, `cursor`, `limit`.
-pub struct Domains {
-    pub state: Option<saas_core::domain::DomainState>,
-    pub cursor: Option<(DateTime<Utc>, uuid::Uuid)>,
-    pub limit: i64,
-}
-
-pub fn domains(params: &Params) -> Result<Domains> {
+pub fn domains(params: &Params) -> Result<domains::Filter> {
     let cursor = match params.get("cursor") {
         None => None,
         Some(raw) => Some(customers::parse_cursor(raw).ok_or_else(bad_cursor)?),
     };
-    Ok(Domains {
+    Ok(domains::Filter {
         state: params.opt_parse(
             "state",
             "must be pending_dns, verified, issuing, live or failed",

@@ -30,6 +30,21 @@ async fn world() -> anyhow::Result<(TestDb, PgPool, Uuid)> {
     Ok((db, pool, tenant))
 }
 
+/// Requests a `kind` operation of `tenant` as admin and portal do; its id.
+async fn request(pool: &PgPool, tenant: Uuid, kind: OperationKind) -> anyhow::Result<Uuid> {
+    Ok(saas_core::ops::request_change(
+        pool,
+        None,
+        tenant,
+        kind,
+        serde_json::json!({}),
+        &Actor::system("test"),
+    )
+    .await?
+    .operation
+    .id)
+}
+
 async fn claimed(pool: &PgPool, id: Uuid, token: Uuid) -> anyhow::Result<()> {
     match store::claim(pool, id, "w-1", token).await? {
         Claim::Claimed(_) => Ok(()),
@@ -172,26 +187,8 @@ async fn postgres_computes_the_same_tenant_lock_key_as_rust() -> anyhow::Result<
 #[tokio::test]
 async fn a_claim_can_take_the_tenant_lock_in_the_same_statement() -> anyhow::Result<()> {
     let (db, pool, tenant) = world().await?;
-    let request = |kind| {
-        let pool = pool.clone();
-        async move {
-            anyhow::Ok(
-                saas_core::ops::request_change(
-                    &pool,
-                    None,
-                    tenant,
-                    kind,
-                    serde_json::json!({}),
-                    &Actor::system("test"),
-                )
-                .await?
-                .operation
-                .id,
-            )
-        }
-    };
-    let backup = request(OperationKind::Backup).await?;
-    let usage = request(OperationKind::CollectUsage).await?;
+    let backup = request(&pool, tenant, OperationKind::Backup).await?;
+    let usage = request(&pool, tenant, OperationKind::CollectUsage).await?;
 
     // A stalled attempt's session still holds the tenant: the claim
     // succeeds, the lock does not come with it.
@@ -233,26 +230,8 @@ async fn a_claim_can_take_the_tenant_lock_in_the_same_statement() -> anyhow::Res
 #[tokio::test]
 async fn a_success_and_its_tenant_unlock_are_one_durable_statement() -> anyhow::Result<()> {
     let (db, pool, tenant) = world().await?;
-    let request = |kind| {
-        let pool = pool.clone();
-        async move {
-            anyhow::Ok(
-                saas_core::ops::request_change(
-                    &pool,
-                    None,
-                    tenant,
-                    kind,
-                    serde_json::json!({}),
-                    &Actor::system("test"),
-                )
-                .await?
-                .operation
-                .id,
-            )
-        }
-    };
-    let backup = request(OperationKind::Backup).await?;
-    let usage = request(OperationKind::CollectUsage).await?;
+    let backup = request(&pool, tenant, OperationKind::Backup).await?;
+    let usage = request(&pool, tenant, OperationKind::CollectUsage).await?;
     // A lock connection as the worker's: claims commit without waiting.
     let mut conn = PgConnection::connect(&db.url).await?;
     sqlx::query("SET synchronous_commit = off")

@@ -90,9 +90,12 @@ pub async fn set_base_url(
 /// cache signalling sequence (a database Odoo never ran has none).
 async fn grant_parameters(server: &OdooServer, db: &str, guest: &str) -> Result<bool> {
     let mut conn = server.connect_db_for_ddl(db).await?;
-    let exists: bool = sqlx::query_scalar(
+    let (exists, signals): (bool, bool) = sqlx::query_as(
         "SELECT to_regclass('public.ir_config_parameter') IS NOT NULL \
-         AND to_regclass('public.ir_config_parameter_id_seq') IS NOT NULL",
+                AND to_regclass('public.ir_config_parameter_id_seq') IS NOT NULL, \
+         EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = 'public' AND c.relname = 'base_cache_signaling_default' \
+                   AND c.relkind = 'S')",
     )
     .fetch_one(&mut conn)
     .await?;
@@ -102,13 +105,6 @@ async fn grant_parameters(server: &OdooServer, db: &str, guest: &str) -> Result<
             "the database has no ir_config_parameter table".to_owned(),
         ));
     }
-    let signals: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-         WHERE n.nspname = 'public' AND c.relname = 'base_cache_signaling_default' \
-           AND c.relkind = 'S')",
-    )
-    .fetch_one(&mut conn)
-    .await?;
     let guest = quoted(guest);
     let mut sql = format!(
         "GRANT USAGE ON SCHEMA public TO {guest}; \

@@ -10,28 +10,8 @@ use crate::auth::{ApiRole, ApiUser, OPERATOR};
 use crate::error::Result;
 use crate::filters;
 use crate::params::{ApiJson, Id, Params};
-use crate::repo::{Page, encode_cursor};
+use crate::repo;
 use crate::state::AppState;
-use saas_core::domains::DomainWithTenant;
-
-/// One page of the domains listing, newest first (the page and the API).
-pub async fn page(state: &AppState, filter: &filters::Domains) -> Result<Page<DomainWithTenant>> {
-    let rows = saas_core::domains::list_all(
-        &state.db,
-        filter.state,
-        filter.cursor,
-        filter.limit.saturating_add(1),
-    )
-    .await?;
-    Ok(Page::from_rows(rows, filter.limit, |row| {
-        encode_cursor(
-            &row.domain
-                .created_at
-                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-            &row.domain.id.to_string(),
-        )
-    }))
-}
 
 pub async fn list(
     State(state): State<AppState>,
@@ -39,7 +19,7 @@ pub async fn list(
     params: Params,
 ) -> Result<Json<Value>> {
     let filter = filters::domains(&params)?;
-    Ok(Json(json!(page(&state, &filter).await?)))
+    Ok(Json(json!(repo::domains::list(&state.db, &filter).await?)))
 }
 
 pub async fn retry(

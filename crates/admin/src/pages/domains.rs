@@ -42,7 +42,7 @@ async fn list(
     params: Params,
 ) -> PageResult<Html<String>> {
     let filter = filters::domains(&params)?;
-    let page = crate::api::domains::page(&state, &filter).await?;
+    let page = crate::repo::domains::list(&state.db, &filter).await?;
     let shown = filter
         .state
         .map(|s| s.as_str().to_owned())

@@ -7,6 +7,7 @@ pub mod alerts;
 pub mod audit;
 pub mod customers;
 pub mod dashboard;
+pub mod domains;
 pub mod operations;
 pub mod operators;
 pub mod plans;

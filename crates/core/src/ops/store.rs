@@ -230,6 +230,17 @@ pub async fn succeed(pool: &PgPool, id: Uuid, lease: Uuid) -> Result<bool, sqlx:
     Ok(succeed_then_next(pool, id, lease).await?.is_some())
 }
 
+/// The success of the attempt holding `$2` on operation `$1`, returning the
+/// tenant's next due operation (`next`); no row when the lease was taken
+/// over. Recording it again answers the same.
+const SUCCEED_RETURNING_NEXT: &str =
+    "UPDATE operations o SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
+            finished_at = CASE WHEN state = 'running' THEN now() ELSE finished_at END
+     WHERE id = $1 AND lease = $2 AND state IN ('running', 'succeeded')
+     RETURNING (SELECT next.id FROM operations next
+                WHERE next.tenant_id = o.tenant_id AND next.state = 'queued' AND next.run_after <= now()
+                ORDER BY next.created_at, next.id LIMIT 1) AS next";
+
 /// [`succeed`], answering in the same statement with the tenant's next due
 /// operation ([`next_for_tenant`]): `None` when nothing was recorded,
 /// `Some(next)` when it was.
@@ -238,20 +249,11 @@ pub async fn succeed_then_next(
     id: Uuid,
     lease: Uuid,
 ) -> Result<Option<Option<Uuid>>, sqlx::Error> {
-    let done: Option<(String, Option<Uuid>)> = sqlx::query_as(
-        "UPDATE operations o SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
-                finished_at = CASE WHEN state = 'running' THEN now() ELSE finished_at END
-         WHERE id = $1 AND lease = $2 AND state IN ('running', 'succeeded')
-         RETURNING state,
-             (SELECT next.id FROM operations next
-              WHERE next.tenant_id = o.tenant_id AND next.state = 'queued' AND next.run_after <= now()
-              ORDER BY next.created_at, next.id LIMIT 1)",
-    )
-    .bind(id)
-    .bind(lease)
-    .fetch_optional(pool)
-    .await?;
-    Ok(done.map(|(_, next)| next))
+    sqlx::query_scalar(SUCCEED_RETURNING_NEXT)
+        .bind(id)
+        .bind(lease)
+        .fetch_optional(pool)
+        .await
 }
 
 /// [`succeed_then_next`] on the connection that holds the tenant's lock,
@@ -268,23 +270,18 @@ pub async fn succeed_then_next_unlocking(
     lease: Uuid,
     tenant_id: Uuid,
 ) -> Result<(Option<Option<Uuid>>, bool), sqlx::Error> {
-    let (durable, recorded, next, unlocked): (String, bool, Option<Uuid>, bool) = sqlx::query_as(
-        "WITH done AS (
-             UPDATE operations o SET state = CASE WHEN state = 'running' THEN 'succeeded' ELSE state END,
-                    finished_at = CASE WHEN state = 'running' THEN now() ELSE finished_at END
-             WHERE id = $1 AND lease = $2 AND state IN ('running', 'succeeded')
-             RETURNING (SELECT next.id FROM operations next
-                        WHERE next.tenant_id = o.tenant_id AND next.state = 'queued' AND next.run_after <= now()
-                        ORDER BY next.created_at, next.id LIMIT 1) AS next)
-         SELECT set_config('synchronous_commit', 'on', true),
-                EXISTS (SELECT 1 FROM done), (SELECT next FROM done),
-                pg_advisory_unlock($3)",
-    )
-    .bind(id)
-    .bind(lease)
-    .bind(super::lease::tenant_lock_key(tenant_id))
-    .fetch_one(&mut *conn)
-    .await?;
+    let (durable, recorded, next, unlocked): (String, bool, Option<Uuid>, bool) =
+        sqlx::query_as(&format!(
+            "WITH done AS ({SUCCEED_RETURNING_NEXT})
+             SELECT set_config('synchronous_commit', 'on', true),
+                    EXISTS (SELECT 1 FROM done), (SELECT next FROM done),
+                    pg_advisory_unlock($3)"
+        ))
+        .bind(id)
+        .bind(lease)
+        .bind(super::lease::tenant_lock_key(tenant_id))
+        .fetch_one(&mut *conn)
+        .await?;
     debug_assert_eq!(durable, "on");
     Ok((recorded.then_some(next), unlocked))
 }

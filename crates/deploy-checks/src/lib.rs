@@ -44,10 +44,24 @@ pub fn read_yaml(relative: &str) -> serde_yaml::Value {
     value
 }
 
-/// A port nothing listens on right now on 127.0.0.1.
+/// A port nothing listens on right now on 127.0.0.1, never the same twice
+/// in one process: the kernel may hand a port just released to the next
+/// `bind(0)`, and a test asking for an HTTP and an HTTPS port got one port
+/// twice (nginx: "a duplicate listen"). The same rule as
+/// `saas_testkit::free_port`, which this crate's library does not depend on.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind 127.0.0.1:0")
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("bind 127.0.0.1:0");
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if handed_out.insert(port) {
+            return port;
+        }
+    }
 }

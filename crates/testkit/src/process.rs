@@ -6,9 +6,26 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 /// A port nothing listens on right now (bound and released at once).
+///
+/// Never the same port twice in one process: the kernel may hand a port just
+/// released to the next `bind(0)`, and a test that asks for two ports (an
+/// HTTP and an HTTPS listener) got one port twice and a server that would
+/// not start.
 pub fn free_port() -> anyhow::Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    Ok(listener.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    for _ in 0..100 {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let mut handed_out = HANDED_OUT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if handed_out.insert(port) {
+            return Ok(port);
+        }
+    }
+    anyhow::bail!("no port left that this process was not given already")
 }
 
 /// Polls `url` until it answers with any HTTP status, or `timeout` passes.
